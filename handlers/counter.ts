@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { route } from '../runtime/index.ts';
+import type { AppState } from './state.ts';
+
+/** Adds `by` (default 1) to the session's counter. */
+export const counterInc = route({
+  input: z.object({ by: z.number().int().refine(Number.isSafeInteger, 'must be a safe integer').optional() }).strict().optional(),
+  handle: (state: AppState, input) => {
+    const next = state.count + (input?.by ?? 1);
+    if (!Number.isSafeInteger(next)) return { reply: { count: state.count } };
+    return { state: { ...state, count: next }, reply: { count: next } };
+  },
+});
+
+/** The session's counter (0 for a new session). */
+export const counterGet = route({
+  handle: (state: AppState) => ({ reply: { count: state.count } }),
+});

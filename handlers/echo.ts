@@ -1,0 +1,7 @@
+import { route } from '../runtime/index.ts';
+import type { AppState } from './state.ts';
+
+/** Replies with its input, unchanged. */
+export const echo = route({
+  handle: (_state: AppState, input) => ({ reply: input }),
+});

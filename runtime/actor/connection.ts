@@ -1,0 +1,429 @@
+/**
+ * @module actor/connection
+ * The session actor: one per WebSocket connection. It reads frames, runs the session's requests one
+ * at a time through the pipeline, and delivers direct and room messages in order, each once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import type { Hook } from '../app/define-app.ts';
+import type { CloseName } from '../errors.ts';
+import { CloseCodes, wireError } from '../errors.ts';
+import type { Bus } from '../ports/bus.ts';
+import { channels } from '../ports/bus.ts';
+import type { DirectMessage, RoomMessage } from '../ports/messages.ts';
+import { runPipeline } from '../pipeline/compose.ts';
+import { partitionEffects } from '../pipeline/stages/effects.ts';
+import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
+import { decodeFrame } from '../protocol/decode.ts';
+import { encodeError, encodeFail, encodeFrame, encodeOk, PONG } from '../protocol/encode.ts';
+import type { HelloFrame, ReqFrame } from '../protocol/frames.ts';
+import type { LocalRouter, Routable } from '../server/local-router.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { type Opened, openSession } from './open-session.ts';
+import { OrderedFeed } from './ordered-feed.ts';
+
+export interface ConnectionDeps extends PipelineDeps {
+  bus: Bus;
+  router: LocalRouter;
+  metrics: Metrics;
+}
+
+type Phase = 'hello' | 'opening' | 'open' | 'closed';
+type Job = { kind: 'req'; frame: ReqFrame; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
+
+const EMPTY_READS = Object.freeze({}) as Record<string, never>;
+
+export class Connection implements Routable {
+  private phase: Phase = 'hello';
+  private session: (SessionView & { token: string }) | null = null;
+  private direct: OrderedFeed<DirectMessage, number> | null = null;
+  private readonly roomFeeds = new Map<string, OrderedFeed<RoomMessage, string>>();
+  private readonly mailbox: Job[] = [];
+  private running = false;
+  private reading = true;
+  private strikes = 0;
+  private helloTimer: NodeJS.Timeout | null;
+  private idleWaiters: (() => void)[] = [];
+  /** Last sign of life from the peer (pong or any frame), for the heartbeat. */
+  lastSeenAt: number;
+
+  constructor(private readonly ws: WebSocket, readonly ip: string, private readonly deps: ConnectionDeps) {
+    this.lastSeenAt = deps.clock.now();
+    this.helloTimer = setTimeout(() => this.closeWith('policy', 'no hello in time'), deps.config.helloTimeoutMs);
+    ws.on('pong', () => (this.lastSeenAt = this.deps.clock.now()));
+  }
+
+  /** A method, not a field read, so TypeScript does not narrow it across awaits. */
+  private isClosed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  get sessionId(): string {
+    return this.session?.id ?? '';
+  }
+
+  get epoch(): number {
+    return this.session?.epoch ?? 0;
+  }
+
+  /** One frame from the socket. Nothing a client sends may throw out of here. */
+  onFrame(data: unknown): void {
+    if (!this.reading || this.phase === 'closed') return;
+    this.lastSeenAt = this.deps.clock.now();
+    if (typeof data !== 'string') return this.badFrame('binary frames are not accepted; send JSON text frames');
+    const decoded = decodeFrame(data);
+    if (!decoded.ok) return this.badFrame(decoded.message);
+    const frame = decoded.frame;
+    switch (frame.t) {
+      case 'ping':
+        this.sendText(PONG);
+        return;
+      case 'hello':
+        if (this.phase !== 'hello') return this.badFrame('hello was already sent');
+        this.phase = 'opening';
+        if (this.helloTimer) clearTimeout(this.helloTimer);
+        this.helloTimer = null;
+        this.open(frame).catch((err) => {
+          this.deps.log.error({ err }, 'hello failed');
+          this.closeWith('tryAgainLater', 'store unavailable');
+        });
+        return;
+      case 'req':
+        if (this.phase === 'hello') return this.badFrame('req before hello');
+        this.mailbox.push({ kind: 'req', frame, receivedAt: performance.now() });
+        this.runMailbox();
+        return;
+      case 'ack':
+        if (this.phase === 'hello') return this.badFrame('ack before hello');
+        if (this.session) this.deps.store.ack(this.session.id, frame.seq, this.session.epoch).catch(() => {});
+        return;
+    }
+  }
+
+  /** The socket closed (for any reason): free what it held. */
+  onClosed(): void {
+    if (this.phase === 'closed' && this.session === null) return;
+    const wasOpen = this.phase === 'open' || this.phase === 'opening';
+    this.phase = 'closed';
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.mailbox.length = 0;
+    this.resolveIdle();
+    const session = this.session;
+    if (!session) return;
+    this.direct?.close();
+    for (const feed of this.roomFeeds.values()) feed.close();
+    this.deps.router.removeSession(this);
+    for (const room of Object.keys(session.rooms)) {
+      this.deps.router.leaveRoom(room, this);
+      this.deps.presence.remove(room, session.id, session.epoch).catch((err) => this.deps.log.warn({ err }, 'presence remove failed'));
+    }
+    if (wasOpen) void this.disconnect(session);
+  }
+
+  /** Heartbeat tick: ping, or end a peer that has been silent for two intervals. */
+  heartbeat(now: number): void {
+    if (this.isClosed()) return;
+    if (now - this.lastSeenAt > 2 * this.deps.config.heartbeatMs) {
+      this.ws.terminate();
+      return;
+    }
+    try {
+      this.ws.ping();
+    } catch {
+      // the socket is closing; its close event frees it
+    }
+  }
+
+  /** Drain: stop reading, finish and answer what was received, then close 1012. */
+  async drain(): Promise<void> {
+    this.reading = false;
+    if (this.phase === 'open') await this.idle();
+    this.closeWith('draining');
+  }
+
+  takenOver(epoch: number): void {
+    if (!this.session || epoch <= this.session.epoch || this.phase === 'closed') return;
+    this.closeWith('takenOver');
+  }
+
+  offerDirect(message: DirectMessage): void {
+    this.direct?.offer(message);
+  }
+
+  offerRoom(message: RoomMessage): void {
+    this.roomFeeds.get(message.room)?.offer(message);
+  }
+
+  // ---- hello, resume and replay ----
+
+  private async open(hello: HelloFrame): Promise<void> {
+    const { deps } = this;
+    const opened = await openSession(hello, {
+      store: deps.store,
+      clock: deps.clock,
+      instanceId: deps.config.instanceId,
+      authSecret: deps.config.authSecret,
+      initialState: () => deps.app.initialState(),
+    });
+    if (opened.outcome) deps.metrics.session(opened.outcome);
+    if (opened.kind === 'refuse') return this.closeWith(opened.close, opened.why);
+    if (this.isClosed()) {
+      await deps.store.release(opened.record.id, opened.epoch);
+      return;
+    }
+    const { record } = opened;
+    this.session = { id: record.id, userId: record.userId, epoch: opened.epoch, state: record.state, rooms: { ...record.rooms }, token: opened.token };
+    this.direct = this.directFeed();
+    for (const room of Object.keys(record.rooms)) this.roomFeeds.set(room, this.roomFeed(room));
+    // Subscribe before replaying, so nothing falls between replay and live; feeds buffer meanwhile.
+    await Promise.all([deps.router.addSession(this), ...Object.keys(record.rooms).map((room) => deps.router.joinRoom(room, this))]);
+    deps.bus.publish(channels.session(record.id), { kind: 'takeover', session: record.id, epoch: opened.epoch }).catch(() => {});
+    if (this.isClosed()) return;
+    this.sendText(encodeFrame({ t: 'welcome', session: record.id, token: opened.token, resumed: opened.resumed, seq: record.lastSeq, instance: deps.config.instanceId }));
+    await this.replay(hello, opened);
+    if (this.isClosed()) return;
+    for (const room of Object.keys(record.rooms)) {
+      deps.presence.add(room, record.id, record.userId, deps.config.instanceId, opened.epoch).catch((err) => deps.log.warn({ err }, 'presence add failed'));
+    }
+    const hook = opened.resumed ? deps.app.onResume : deps.app.onConnect;
+    if (hook) this.mailbox.unshift({ kind: 'hook', hook });
+    this.phase = 'open';
+    deps.log.debug({ session: record.id, resumed: opened.resumed }, 'session open');
+    this.runMailbox();
+  }
+
+  /** Direct messages first, then each room, each with `gap` first where history does not reach. */
+  private async replay(hello: HelloFrame, opened: Opened): Promise<void> {
+    const { store } = this.deps;
+    const session = this.session!;
+    const afterSeq = hello.seq ?? 0;
+    const rooms = Object.entries(session.rooms).map(([room, joinedAt]) => ({ room, after: hello.rooms?.[room] ?? joinedAt }));
+    const [direct, ...roomReplays] = await Promise.all([store.readOutbox(session.id, afterSeq), ...rooms.map((r) => store.readRoom(r.room, r.after))]);
+    if (this.isClosed()) return;
+    if (direct!.gap) this.sendText(encodeFrame({ t: 'gap' }));
+    for (const m of direct!.messages) this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq }));
+    const directPosition = direct!.messages.at(-1)?.seq ?? (direct!.gap ? opened.record.lastSeq : afterSeq);
+    const roomPositions: (string | null)[] = [];
+    rooms.forEach(({ room, after }, i) => {
+      const replay = roomReplays[i]!;
+      if (replay.gap) this.sendText(encodeFrame({ t: 'gap', room }));
+      for (const m of replay.messages) this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, room, off: m.off }));
+      roomPositions.push(replay.messages.at(-1)?.off ?? (replay.gap ? null : after));
+    });
+    // Live traffic only after the whole replay, in the order SPEC gives.
+    this.direct!.start(directPosition);
+    rooms.forEach(({ room }, i) => this.roomFeeds.get(room)?.start(roomPositions[i]!));
+  }
+
+  private directFeed(): OrderedFeed<DirectMessage, number> {
+    return new OrderedFeed<DirectMessage, number>({
+      key: (m) => m.seq,
+      compare: (a, b) => a - b,
+      follows: (a, b) => b === a + 1,
+      fetch: (after) => this.deps.store.readOutbox(this.sessionId, after),
+      send: (m) => this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq })),
+      gap: () => this.sendText(encodeFrame({ t: 'gap' })),
+      onError: (err) => this.deps.log.warn({ err }, 'outbox read failed; retrying'),
+    });
+  }
+
+  private roomFeed(room: string): OrderedFeed<RoomMessage, string> {
+    const { store } = this.deps;
+    return new OrderedFeed<RoomMessage, string>({
+      key: (m) => m.off,
+      compare: (a, b) => store.compareOffsets(a, b),
+      follows: (a, b) => store.follows(a, b),
+      fetch: (after) => store.readRoom(room, after),
+      send: (m) => this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, room, off: m.off })),
+      gap: () => this.sendText(encodeFrame({ t: 'gap', room })),
+      onError: (err) => this.deps.log.warn({ err, room }, 'room read failed; retrying'),
+    });
+  }
+
+  // ---- the mailbox: one request at a time, in arrival order ----
+
+  private runMailbox(): void {
+    if (this.running || this.phase !== 'open') return;
+    this.running = true;
+    void this.processAll();
+  }
+
+  private async processAll(): Promise<void> {
+    try {
+      while (this.mailbox.length > 0 && this.phase === 'open') {
+        const job = this.mailbox.shift()!;
+        if (job.kind === 'req') await this.processRequest(job.frame, job.receivedAt);
+        else await this.processHook(job.hook);
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, 'mailbox failed');
+    } finally {
+      this.running = false;
+      if (this.mailbox.length === 0) this.resolveIdle();
+      else if (this.phase === 'open') this.runMailbox();
+    }
+  }
+
+  private async processRequest(frame: ReqFrame, receivedAt: number): Promise<void> {
+    const { deps } = this;
+    const session = this.session!;
+    deps.metrics.messageReceived(frame.route);
+    const req: PipelineRequest = { frame, session, ip: this.ip };
+    let answer: Answer;
+    try {
+      answer = await runPipeline(req, deps);
+    } catch (err) {
+      deps.log.error({ err, route: frame.route }, 'pipeline threw');
+      answer = { kind: 'res', response: { ok: false, error: wireError('internal', 'internal error') } };
+    }
+    if (this.isClosed()) return;
+    if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
+    if (answer.commit) await this.applyCommit(answer.commit, req);
+    if (this.isClosed()) return;
+    const r = answer.response;
+    this.sendText(r.ok ? encodeOk(frame.id, r.data) : encodeFail(frame.id, r.error));
+    deps.metrics.messageSent('res');
+    deps.metrics.handlerDuration(frame.route, (performance.now() - receivedAt) / 1000);
+    for (const scope of answer.refusedBy ?? []) deps.metrics.rateLimited(scope);
+    if (answer.strike) this.strike();
+    else this.strikes = 0;
+    if (answer.commit) this.deliver(answer.commit);
+    if (answer.close) this.ws.close(answer.close.code, answer.close.reason);
+  }
+
+  private async processHook(hook: Hook<unknown>): Promise<void> {
+    const session = this.session!;
+    let result;
+    try {
+      result = hook(session.state, this.hookContext(session));
+    } catch (err) {
+      this.deps.log.error({ err }, 'lifecycle hook threw');
+      return;
+    }
+    const effects = partitionEffects(result?.effects);
+    if ('invalid' in effects) return void this.deps.log.error({ problem: effects.invalid }, 'hook returned an invalid effect');
+    try {
+      const { joins, leaves, sends, broadcasts } = effects;
+      const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins, leaves, sends, broadcasts });
+      if (!outcome.ok) return;
+      await this.applyCommit(outcome, { result: result ?? {} });
+      this.deliver(outcome);
+    } catch (err) {
+      this.deps.log.warn({ err }, 'hook commit failed');
+    }
+  }
+
+  private hookContext(session: SessionView) {
+    return {
+      sessionId: session.id,
+      userId: session.userId,
+      instanceId: this.deps.config.instanceId,
+      requestId: '',
+      rooms: Object.keys(session.rooms),
+      reads: EMPTY_READS,
+      now: this.deps.clock.now(),
+      id: randomUUID,
+    };
+  }
+
+  /**
+   * Takes on the committed state and memberships. A join is complete (and its `res` may go) once
+   * this instance hears the room: every message committed after the join will reach the member.
+   */
+  private async applyCommit(commit: CommittedResult, req: Pick<PipelineRequest, 'result' | 'rejected'>): Promise<void> {
+    const session = this.session!;
+    if (!req.rejected && req.result?.state !== undefined) session.state = req.result.state;
+    const before = session.rooms;
+    session.rooms = commit.rooms;
+    const joined = Object.keys(commit.rooms).filter((room) => !(room in before));
+    const left = Object.keys(before).filter((room) => !(room in commit.rooms));
+    for (const room of left) {
+      this.roomFeeds.get(room)?.close();
+      this.roomFeeds.delete(room);
+      this.deps.router.leaveRoom(room, this);
+      this.deps.presence.remove(room, session.id, session.epoch).catch(() => {});
+    }
+    await Promise.all(
+      joined.map(async (room) => {
+        const feed = this.roomFeed(room);
+        this.roomFeeds.set(room, feed);
+        await this.deps.router.joinRoom(room, this);
+        feed.start(commit.rooms[room]!);
+        await this.deps.presence.add(room, session.id, session.userId, this.deps.config.instanceId, session.epoch);
+      }),
+    );
+    // Catch up on anything committed between the join and the subscription.
+    for (const room of joined) this.roomFeeds.get(room)?.resync();
+  }
+
+  /** Announces the committed messages; the res went out first, so it precedes them on this socket. */
+  private deliver(commit: CommittedResult): void {
+    const { bus, log } = this.deps;
+    for (const msg of commit.sent) bus.publish(channels.session(msg.to), { kind: 'direct', msg }).catch((err) => log.warn({ err }, 'publish failed'));
+    for (const msg of commit.broadcast) bus.publish(channels.room(msg.room), { kind: 'room', msg }).catch((err) => log.warn({ err }, 'publish failed'));
+  }
+
+  private async disconnect(session: SessionView): Promise<void> {
+    const hook = this.deps.app.onDisconnect;
+    try {
+      if (hook) {
+        const result = hook(session.state, this.hookContext(session));
+        const effects = partitionEffects(result?.effects);
+        if (!('invalid' in effects)) {
+          const { leaves, sends, broadcasts } = effects;
+          // The connection is gone: joins and closes mean nothing now; the rest still commits.
+          const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins: [], leaves, sends, broadcasts });
+          if (outcome.ok) this.deliver(outcome);
+        }
+      }
+      await this.deps.store.release(session.id, session.epoch);
+    } catch (err) {
+      this.deps.log.warn({ err, session: session.id }, 'disconnect bookkeeping failed');
+    }
+  }
+
+  // ---- sending and closing ----
+
+  private sendText(text: string): void {
+    if (this.ws.readyState === 1) this.ws.send(text);
+  }
+
+  private sendMsg(text: string): void {
+    this.sendText(text);
+    this.deps.metrics.messageSent('msg');
+  }
+
+  private badFrame(message: string): void {
+    this.sendText(encodeError(wireError('bad_frame', message)));
+    this.strike();
+  }
+
+  private strike(): void {
+    this.strikes += 1;
+    const max = this.deps.config.abuseMaxStrikes;
+    if (max > 0 && this.strikes >= max) this.closeWith('abuse');
+  }
+
+  private closeWith(name: CloseName, why?: string): void {
+    const { code, reason } = CloseCodes[name];
+    if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, why ? `${reason}: ${why}`.slice(0, 120) : reason);
+    this.reading = false;
+    if (this.phase !== 'closed') {
+      const wasOpen = this.phase === 'open' || this.phase === 'opening';
+      // Drop queued requests now: after a takeover their commits would fail the epoch check anyway.
+      this.mailbox.length = 0;
+      if (!wasOpen) this.phase = 'closed';
+    }
+  }
+
+  private idle(): Promise<void> {
+    if (!this.running && this.mailbox.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private resolveIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

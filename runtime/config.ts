@@ -1,0 +1,132 @@
+/**
+ * @module config
+ * Environment variables (SPEC section 5) read and validated once into one typed object.
+ */
+import { hostname } from 'node:os';
+
+export interface Limit {
+  /** Tokens per second; 0 turns the limit off. */
+  rate: number;
+  burst: number;
+}
+
+export interface TetherConfig {
+  port: number;
+  host: string;
+  redisUrl: string | undefined;
+  instanceId: string;
+  sessionTtlS: number;
+  dedupeTtlS: number;
+  dedupeMax: number;
+  outboxMax: number;
+  roomHistoryMax: number;
+  roomTtlS: number;
+  maxPayloadBytes: number;
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+  rlUser: Limit;
+  rlIp: Limit;
+  rlConn: Limit;
+  /** Route overrides from `RL_ROUTE_<NAME>`, keyed by the env name part (`CHAT_SEND`). */
+  rlRoutes: Record<string, Limit>;
+  authSecret: string | undefined;
+  trustProxy: boolean;
+  drainTimeoutMs: number;
+  abuseMaxStrikes: number;
+  logLevel: string;
+}
+
+/** A configuration value that failed validation; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(name, `expected an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+function num(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw.trim());
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(name, `expected a number >= 0, got "${raw}"`);
+  return value;
+}
+
+function limit(env: Env, prefix: string, rate: number, burst: number): Limit {
+  const r = num(env, `${prefix}_RATE`, rate);
+  const b = int(env, `${prefix}_BURST`, burst, 0);
+  if (r > 0 && b < 1) throw new ConfigError(`${prefix}_BURST`, 'must be at least 1 while the rate is above 0');
+  return { rate: r, burst: b };
+}
+
+/** Parses a `rate:burst` pair as used by `RL_ROUTE_<NAME>`. */
+export function parseLimitPair(name: string, raw: string): Limit {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+)\s*$/.exec(raw);
+  if (!match) throw new ConfigError(name, `expected "rate:burst" such as "5:10", got "${raw}"`);
+  const rate = Number(match[1]);
+  const burst = Number(match[2]);
+  if (rate > 0 && burst < 1) throw new ConfigError(name, 'burst must be at least 1 while the rate is above 0');
+  return { rate, burst };
+}
+
+/**
+ * Reads the configuration from an environment.
+ * @param env - usually `process.env`
+ * @returns the validated configuration
+ * @throws ConfigError naming the first bad variable
+ * @example
+ * const config = loadConfig({ PORT: '9000' });
+ */
+export function loadConfig(env: Env = process.env): TetherConfig {
+  const rlRoutes: Record<string, Limit> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (key.startsWith('RL_ROUTE_') && value !== undefined) rlRoutes[key.slice('RL_ROUTE_'.length)] = parseLimitPair(key, value);
+  }
+  const redisUrl = env.REDIS_URL?.trim() || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL', `expected redis://host:port, got "${redisUrl}"`);
+  const trustProxy = env.TRUST_PROXY?.trim() ?? '0';
+  if (trustProxy !== '0' && trustProxy !== '1' && trustProxy !== '') throw new ConfigError('TRUST_PROXY', `expected 0 or 1, got "${trustProxy}"`);
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError('LOG_LEVEL', `expected a pino level, got "${logLevel}"`);
+  const authSecret = env.AUTH_SECRET === undefined || env.AUTH_SECRET === '' ? undefined : env.AUTH_SECRET;
+  return {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: env.HOST?.trim() || '0.0.0.0',
+    redisUrl,
+    instanceId: env.INSTANCE_ID?.trim() || `${hostname()}-${process.pid}`,
+    sessionTtlS: int(env, 'SESSION_TTL_S', 3600, 1),
+    dedupeTtlS: int(env, 'DEDUPE_TTL_S', 300, 1),
+    dedupeMax: int(env, 'DEDUPE_MAX', 256, 1),
+    outboxMax: int(env, 'OUTBOX_MAX', 1000, 1),
+    roomHistoryMax: int(env, 'ROOM_HISTORY_MAX', 1000, 1),
+    roomTtlS: int(env, 'ROOM_TTL_S', 86400, 1),
+    maxPayloadBytes: int(env, 'MAX_PAYLOAD_BYTES', 65536, 64, 100 * 1024 * 1024),
+    heartbeatMs: int(env, 'HEARTBEAT_MS', 25000, 10),
+    helloTimeoutMs: int(env, 'HELLO_TIMEOUT_MS', 5000, 10),
+    rlUser: limit(env, 'RL_USER', 50, 100),
+    rlIp: limit(env, 'RL_IP', 200, 400),
+    rlConn: limit(env, 'RL_CONN', 20, 40),
+    rlRoutes,
+    authSecret,
+    trustProxy: trustProxy === '1',
+    drainTimeoutMs: int(env, 'DRAIN_TIMEOUT_MS', 10000, 0),
+    abuseMaxStrikes: int(env, 'ABUSE_MAX_STRIKES', 100, 0),
+    logLevel,
+  };
+}
+
+/** The env name part of a route: `chat.send` becomes `CHAT_SEND`. */
+export function routeEnvName(route: string): string {
+  return route.replace(/\./g, '_').toUpperCase();
+}

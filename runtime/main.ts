@@ -1,0 +1,41 @@
+/**
+ * @module main
+ * `npm start`: one instance of the example app, configured from the environment.
+ */
+import { app } from '../handlers/index.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createTether } from './server/tether.ts';
+import { createPorts } from './server/create-ports.ts';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`tether: bad configuration: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const ports = await createPorts(config);
+const tether = createTether(config, app, { ports });
+await tether.start();
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  tether.log.info({ signal }, 'draining');
+  // Belt and braces: exit within DRAIN_TIMEOUT_MS even if something hangs.
+  setTimeout(() => process.exit(0), config.drainTimeoutMs + 500).unref();
+  tether.stop().then(
+    () => process.exit(0),
+    (err) => {
+      tether.log.error({ err }, 'stop failed');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,0 +1,58 @@
+/**
+ * @module pipeline/stages/commit
+ * Writes the request's outcome in one atomic, epoch-fenced step: new state, memberships, the
+ * exactly-once record and the messages it caused. Read-only routes skip it.
+ */
+import { type Committed, resolveReply } from '../../app/define-app.ts';
+import type { CommitInput } from '../../ports/session-store.ts';
+import type { Answer, Stage } from '../types.ts';
+import { failWith, unavailable } from './answers.ts';
+import { partitionEffects } from './effects.ts';
+
+const NOTHING_COMMITTED: Committed = { offsets: [], seqs: [] };
+
+export const commit: Stage = async (req, deps) => {
+  const result = req.result ?? {};
+  if (req.route!.readOnly) {
+    if (req.rejected) return { kind: 'res', response: { ok: false, error: req.rejected } };
+    const data = resolveReply(result.reply, NOTHING_COMMITTED);
+    return { kind: 'res', response: data === undefined ? { ok: true } : { ok: true, data } };
+  }
+  const effects = partitionEffects(result.effects);
+  if ('invalid' in effects) {
+    deps.log.error({ route: req.frame.route, problem: effects.invalid }, 'handler returned an invalid effect');
+    return failWith('internal', 'internal error');
+  }
+  const input: CommitInput = {
+    sessionId: req.session.id,
+    epoch: req.session.epoch,
+    requestId: req.frame.id,
+    joins: effects.joins,
+    leaves: effects.leaves,
+    sends: effects.sends,
+    broadcasts: effects.broadcasts,
+    response: req.rejected ? { ok: false, error: req.rejected } : { ok: true, reply: result.reply },
+  };
+  if (!req.rejected && result.state !== undefined) input.state = result.state;
+  if (req.rejected) {
+    input.joins = [];
+    input.leaves = [];
+    input.sends = [];
+    input.broadcasts = [];
+  }
+  let outcome;
+  try {
+    outcome = await deps.store.commit(input);
+  } catch (err) {
+    deps.log.warn({ err }, 'commit failed');
+    return unavailable();
+  }
+  if (!outcome.ok) {
+    if (outcome.reason === 'stale_epoch') return { kind: 'stale' };
+    deps.log.error({ session: req.session.id }, 'commit found no session');
+    return failWith('internal', 'internal error');
+  }
+  const answer: Answer = { kind: 'res', response: outcome.response!, commit: outcome };
+  if (!req.rejected && effects.close) answer.close = effects.close;
+  return answer;
+};

@@ -1,0 +1,48 @@
+/**
+ * @module pipeline/stages/effects
+ * Sorts a handler's effects by kind and checks their shape (handlers are user code).
+ */
+import type { Effect } from '../../app/effects.ts';
+
+export interface Partitioned {
+  joins: string[];
+  leaves: string[];
+  sends: { to: string; route: string; data: unknown }[];
+  broadcasts: { room: string; route: string; data: unknown }[];
+  close?: { code: number; reason: string };
+}
+
+const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
+
+export function partitionEffects(effects: Effect[] | undefined): Partitioned | { invalid: string } {
+  const out: Partitioned = { joins: [], leaves: [], sends: [], broadcasts: [] };
+  if (effects === undefined) return out;
+  if (!Array.isArray(effects)) return { invalid: 'effects must be an array' };
+  for (const e of effects) {
+    switch (e?.type) {
+      case 'join':
+        if (!isName(e.room)) return { invalid: 'join needs a room' };
+        out.joins.push(e.room);
+        break;
+      case 'leave':
+        if (!isName(e.room)) return { invalid: 'leave needs a room' };
+        out.leaves.push(e.room);
+        break;
+      case 'send':
+        if (!isName(e.to) || !isName(e.route)) return { invalid: 'send needs a session and a route' };
+        out.sends.push({ to: e.to, route: e.route, data: e.data });
+        break;
+      case 'broadcast':
+        if (!isName(e.room) || !isName(e.route)) return { invalid: 'broadcast needs a room and a route' };
+        out.broadcasts.push({ room: e.room, route: e.route, data: e.data });
+        break;
+      case 'close':
+        if (!Number.isInteger(e.code) || e.code < 1000 || e.code > 4999) return { invalid: 'close needs a code from 1000 to 4999' };
+        out.close = { code: e.code, reason: String(e.reason ?? '').slice(0, 120) };
+        break;
+      default:
+        return { invalid: `unknown effect ${JSON.stringify((e as { type?: unknown })?.type)}` };
+    }
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+/**
+ * @module pipeline/stages/handle
+ * Calls the pure handler. A HandlerError becomes a recorded `handler_error`; any other throw is a
+ * bug, answered `internal` with the details in the log only.
+ */
+import { randomUUID } from 'node:crypto';
+import { HandlerError, UnauthorizedError } from '../../app/define-app.ts';
+import { wireError } from '../../errors.ts';
+import type { Stage } from '../types.ts';
+import { failWith } from './answers.ts';
+
+export const handle: Stage = (req, deps) => {
+  const { session } = req;
+  try {
+    req.result = req.route!.handle(session.state, req.input as never, {
+      sessionId: session.id,
+      userId: session.userId,
+      instanceId: deps.config.instanceId,
+      requestId: req.frame.id,
+      rooms: Object.keys(session.rooms),
+      reads: (req.reads ?? {}) as never,
+      now: deps.clock.now(),
+      id: randomUUID,
+    });
+    if (typeof req.result !== 'object' || req.result === null) req.result = {};
+    return undefined;
+  } catch (err) {
+    if (err instanceof HandlerError) {
+      // Recorded like a success: the commit stage writes the exactly-once record with no changes.
+      req.result = {};
+      req.rejected = wireError('handler_error', err.message, err.detail === undefined ? undefined : { detail: err.detail });
+      return undefined;
+    }
+    if (err instanceof UnauthorizedError) return failWith('unauthorized', err.message);
+    deps.log.error({ err, route: req.frame.route }, 'handler threw');
+    return failWith('internal', 'internal error');
+  }
+};

@@ -1,0 +1,33 @@
+/**
+ * @module pipeline/stages/validate
+ * Checks the input against the route's schema; the handler only ever sees valid input.
+ */
+import type { StandardResult } from '../../app/standard-schema.ts';
+import type { Stage } from '../types.ts';
+import { failWith } from './answers.ts';
+
+export const validate: Stage = (req) => {
+  const schema = req.route!.input;
+  if (!schema) {
+    req.input = req.frame.data;
+    return undefined;
+  }
+  const result = schema['~standard'].validate(req.frame.data);
+  if (result instanceof Promise) return result.then((r) => accept(req, r));
+  return accept(req, result);
+};
+
+function accept(req: { input?: unknown }, result: StandardResult<unknown>) {
+  if (result.issues) {
+    const message = result.issues
+      .slice(0, 3)
+      .map((issue) => {
+        const path = (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.');
+        return path ? `${path}: ${issue.message}` : issue.message;
+      })
+      .join('; ');
+    return failWith('bad_request', message || 'invalid input');
+  }
+  req.input = result.value;
+  return undefined;
+}

@@ -1,0 +1,74 @@
+/**
+ * @module pipeline/types
+ * What flows through the request pipeline, and the signature every stage shares.
+ */
+import type { App, HandlerResult, RouteDef } from '../app/define-app.ts';
+import type { Read } from '../app/reads.ts';
+import type { StandardSchemaV1 } from '../app/standard-schema.ts';
+import type { TetherConfig } from '../config.ts';
+import type { WireError } from '../errors.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { StoredResponse } from '../ports/messages.ts';
+import type { Presence } from '../ports/presence.ts';
+import type { RateLimiter, RateScope } from '../ports/rate-limiter.ts';
+import type { CommitResult, SessionStore } from '../ports/session-store.ts';
+import type { ReqFrame } from '../protocol/frames.ts';
+import type { Logger } from '../telemetry/logger.ts';
+
+/** The session a connection owns, as the pipeline sees it. The actor keeps it current. */
+export interface SessionView {
+  id: string;
+  userId: string;
+  epoch: number;
+  state: unknown;
+  rooms: Record<string, string>;
+}
+
+export type AnyRoute = RouteDef<unknown, StandardSchemaV1, Record<string, Read<unknown>>>;
+
+export interface PipelineRequest {
+  frame: ReqFrame;
+  session: SessionView;
+  ip: string;
+  /** The declared route, once the route stage found it. */
+  route?: AnyRoute;
+  input?: unknown;
+  reads?: Record<string, unknown>;
+  result?: HandlerResult<unknown>;
+  /** Set when the handler rejected the request on purpose: recorded like a success. */
+  rejected?: WireError;
+}
+
+export type CommittedResult = Extract<CommitResult, { ok: true }>;
+
+/** How a request ended. */
+export type Answer =
+  | {
+      kind: 'res';
+      response: StoredResponse;
+      /** Present when the request committed: what it wrote, to deliver. */
+      commit?: CommittedResult;
+      /** A `rate_limited` answer counts towards ABUSE_MAX_STRIKES. */
+      strike?: boolean;
+      /** The scopes that refused, for metrics. */
+      refusedBy?: RateScope[];
+      /** From a `close` effect: close the connection after delivering. */
+      close?: { code: number; reason: string };
+    }
+  /** The commit lost the owner epoch: this connection was taken over; no `res`. */
+  | { kind: 'stale' };
+
+export interface PipelineDeps {
+  app: App<unknown>;
+  config: TetherConfig;
+  store: SessionStore;
+  limiter: RateLimiter;
+  presence: Presence;
+  clock: Clock;
+  log: Logger;
+  /** The rate limit of a route per user, after `RL_ROUTE_<NAME>` overrides. */
+  routeLimit(route: string): { rate: number; burst: number } | undefined;
+}
+
+/** A stage either lets the request go on (returns nothing) or ends it with an answer. */
+export type Stage = (req: PipelineRequest, deps: PipelineDeps) => Answer | undefined | Promise<Answer | undefined>;

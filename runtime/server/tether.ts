@@ -1,0 +1,178 @@
+/**
+ * @module server/tether
+ * One Tether instance: HTTP endpoints, the WebSocket upgrade, session actors, heartbeat and drain.
+ * No globals: tests run several instances in one process or as child processes.
+ */
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer, type HttpBindings, upgradeWebSocket } from '@hono/node-server';
+import { Hono } from 'hono';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Connection } from '../actor/connection.ts';
+import type { App } from '../app/define-app.ts';
+import { type Limit, type TetherConfig, routeEnvName } from '../config.ts';
+import { createLogger, type Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { pathLabel } from '../telemetry/metrics.ts';
+import { SimpleMetrics } from '../telemetry/simple-metrics.ts';
+import { clientIp } from './client-ip.ts';
+import { LocalRouter } from './local-router.ts';
+import { memoryPorts, type TetherPorts } from './ports.ts';
+import { Readiness } from './readiness.ts';
+
+export interface Tether {
+  /** Starts listening; resolves with the bound port. */
+  start(): Promise<{ port: number }>;
+  /** Drains (SPEC section 3) and releases everything; resolves within DRAIN_TIMEOUT_MS. */
+  stop(): Promise<void>;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+export interface TetherOptions {
+  /** Adapters; the embedded memory ports by default. */
+  ports?: TetherPorts;
+  logger?: Logger;
+}
+
+/**
+ * Creates one instance of the runtime.
+ * @example
+ * const tether = createTether(loadConfig(), app);
+ * await tether.start();
+ */
+export function createTether<S>(config: TetherConfig, app: App<S>, options: TetherOptions = {}): Tether {
+  const log = options.logger ?? createLogger(config.logLevel, config.instanceId);
+  const ports = options.ports ?? memoryPorts(config);
+  const anyApp = app as App<unknown>;
+  const metrics: Metrics = new SimpleMetrics(config.instanceId, (route) => Object.hasOwn(anyApp.routes, route));
+  const router = new LocalRouter(ports.bus);
+  const readiness = new Readiness(ports.store, ports.bus, metrics);
+  const connections = new Set<Connection>();
+  const routeLimits = resolveRouteLimits(anyApp, config);
+  const deps = {
+    app: anyApp,
+    config,
+    store: ports.store,
+    limiter: ports.limiter,
+    presence: ports.presence,
+    clock: ports.clock,
+    log,
+    bus: ports.bus,
+    router,
+    metrics,
+    routeLimit: (route: string) => routeLimits.get(route),
+  };
+
+  const http = new Hono<{ Bindings: HttpBindings; Variables: { ip: string } }>();
+  http.use(async (c, next) => {
+    await next();
+    const path = pathLabel(c.req.path);
+    metrics.httpRequest(path, path === '/ws' && c.res.status === 200 ? 101 : c.res.status);
+  });
+  http.get('/health', (c) => c.json({ status: 'ok' }));
+  http.get('/ready', (c) => {
+    const { ready, checks } = readiness.current();
+    return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
+  });
+  http.get('/metrics', async (c) => c.text(await metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
+  http.get(
+    '/ws',
+    async (c, next) => {
+      if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return c.json({ error: 'expected a WebSocket upgrade' }, 426);
+      if (!readiness.current().ready) return c.json({ error: 'not ready' }, 503);
+      const ip = clientIp(c.env.incoming.socket.remoteAddress, c.req.header('x-forwarded-for'), config.trustProxy);
+      if (config.rlConn.rate > 0) {
+        try {
+          const decision = await ports.limiter.check([{ scope: 'conn', key: ip, limit: config.rlConn }]);
+          if (!decision.ok) {
+            metrics.rateLimited('conn');
+            return c.json({ error: 'too many connections', retryAfterMs: decision.retryAfterMs }, 429, { 'Retry-After': String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))) });
+          }
+        } catch (err) {
+          log.warn({ err }, 'connection limiter unreachable');
+          return c.json({ error: 'not ready' }, 503);
+        }
+      }
+      c.set('ip', ip);
+      await next();
+    },
+    upgradeWebSocket((c) => {
+      let conn: Connection | undefined;
+      return {
+        onOpen(_event, ws) {
+          conn = new Connection(ws.raw as unknown as WebSocket, c.get('ip'), deps);
+          connections.add(conn);
+          metrics.connectionOpened();
+        },
+        onMessage(event) {
+          conn?.onFrame(event.data);
+        },
+        onClose() {
+          if (!conn) return;
+          connections.delete(conn);
+          metrics.connectionClosed();
+          conn.onClosed();
+        },
+      };
+    }),
+  );
+  http.notFound((c) => c.json({ error: 'not found' }, 404));
+  http.onError((err, c) => {
+    log.error({ err }, 'http handler failed');
+    return c.json({ error: 'internal' }, 500);
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
+  const server = createAdaptorServer({ fetch: http.fetch, websocket: { server: wss } });
+  let heartbeat: NodeJS.Timeout | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    log,
+    metrics,
+    async start() {
+      if (config.authSecret === undefined) log.info('AUTH_SECRET is not set: sessions are anonymous');
+      readiness.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      heartbeat = setInterval(() => {
+        const now = ports.clock.now();
+        for (const conn of connections) conn.heartbeat(now);
+      }, config.heartbeatMs);
+      heartbeat.unref();
+      const port = (server.address() as AddressInfo).port;
+      log.info({ port, host: config.host, store: config.redisUrl ? 'redis' : 'memory' }, 'tether listening');
+      return { port };
+    },
+    stop() {
+      stopping ??= (async () => {
+        readiness.drain();
+        const drained = Promise.all([...connections].map((conn) => conn.drain()));
+        const deadline = new Promise((resolve) => setTimeout(resolve, Math.max(0, config.drainTimeoutMs - 250)).unref());
+        await Promise.race([drained, deadline]);
+        for (const ws of wss.clients) ws.terminate();
+        clearInterval(heartbeat);
+        readiness.stop();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          if ('closeAllConnections' in server) server.closeAllConnections();
+        });
+        await Promise.allSettled([ports.store.close(), ports.bus.close(), ports.presence.close(), ports.limiter.close()]);
+        log.info('tether stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Route limits per user: `RL_ROUTE_<NAME>` wins over the route's own declaration. */
+function resolveRouteLimits(app: App<unknown>, config: TetherConfig): Map<string, Limit> {
+  const limits = new Map<string, Limit>();
+  for (const [name, route] of Object.entries(app.routes)) {
+    const limit = config.rlRoutes[routeEnvName(name)] ?? route.rate;
+    if (limit) limits.set(name, limit);
+  }
+  return limits;
+}

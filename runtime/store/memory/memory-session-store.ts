@@ -1,0 +1,223 @@
+/**
+ * @module store/memory/memory-session-store
+ * The embedded SessionStore: everything in this process's memory. One instance only (or several
+ * instances in one process sharing this object). Each method runs to completion without awaiting,
+ * so every commit is atomic for free.
+ */
+import { randomBytes } from 'node:crypto';
+import { resolveReply } from '../../app/define-app.ts';
+import type { Clock } from '../../ports/clock.ts';
+import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
+import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
+import { compareOffsets, formatOffset, newRoomEpoch, offsetFollows, parseOffset } from '../offsets.ts';
+
+export interface StoreLimits {
+  sessionTtlS: number;
+  dedupeTtlS: number;
+  dedupeMax: number;
+  outboxMax: number;
+  roomHistoryMax: number;
+  roomTtlS: number;
+}
+
+interface StoredSession {
+  record: SessionRecord;
+  /** Null while owned: a live session never expires. */
+  expiresAt: number | null;
+  outbox: DirectMessage[];
+  dedupe: Map<string, { response: StoredResponse; at: number }>;
+}
+
+interface RoomHistory {
+  epoch: string;
+  lastN: number;
+  messages: RoomMessage[];
+  expiresAt: number;
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, StoredSession>();
+  private readonly rooms = new Map<string, RoomHistory>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly limits: StoreLimits, private readonly clock: Clock) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  async create(session: NewSession): Promise<Claim> {
+    const record: SessionRecord = { id: session.id, tokenHash: session.tokenHash, userId: session.userId, state: session.state, rooms: {}, epoch: 1, lastSeq: 0 };
+    this.sessions.set(session.id, { record, expiresAt: null, outbox: [], dedupe: new Map() });
+    return { record: copy(record), epoch: 1 };
+  }
+
+  async load(sessionId: string): Promise<SessionRecord | null> {
+    const s = this.live(sessionId);
+    return s ? copy(s.record) : null;
+  }
+
+  async claim(sessionId: string, _instanceId: string): Promise<Claim | null> {
+    const s = this.live(sessionId);
+    if (!s) return null;
+    s.record.epoch += 1;
+    s.expiresAt = null;
+    return { record: copy(s.record), epoch: s.record.epoch };
+  }
+
+  async release(sessionId: string, epoch: number): Promise<void> {
+    const s = this.live(sessionId);
+    if (s && s.record.epoch === epoch) s.expiresAt = this.clock.now() + this.limits.sessionTtlS * 1000;
+  }
+
+  async exists(sessionId: string): Promise<boolean> {
+    return this.live(sessionId) !== null;
+  }
+
+  async recalled(sessionId: string, requestId: string): Promise<StoredResponse | null> {
+    const s = this.live(sessionId);
+    const hit = s?.dedupe.get(requestId);
+    if (!hit) return null;
+    if (hit.at + this.limits.dedupeTtlS * 1000 <= this.clock.now()) {
+      s!.dedupe.delete(requestId);
+      return null;
+    }
+    return hit.response;
+  }
+
+  async commit(input: CommitInput): Promise<CommitResult> {
+    const s = this.live(input.sessionId);
+    if (!s) return { ok: false, reason: 'no_session' };
+    if (s.record.epoch !== input.epoch) return { ok: false, reason: 'stale_epoch' };
+    const now = this.clock.now();
+    const record = s.record;
+    if (input.state !== undefined) record.state = structuredClone(input.state);
+    for (const room of input.leaves) delete record.rooms[room];
+    for (const room of input.joins) {
+      if (!(room in record.rooms)) {
+        const history = this.roomHistory(room, now);
+        record.rooms[room] = formatOffset(history.epoch, history.lastN);
+      }
+    }
+    const sent: DirectMessage[] = [];
+    for (const send of input.sends) {
+      const target = this.live(send.to);
+      if (!target) continue; // the target expired after the handler's read; nobody is left to tell
+      target.record.lastSeq += 1;
+      const msg: DirectMessage = { to: send.to, seq: target.record.lastSeq, route: send.route, data: structuredClone(send.data) };
+      target.outbox.push(msg);
+      if (target.outbox.length > this.limits.outboxMax) target.outbox.splice(0, target.outbox.length - this.limits.outboxMax);
+      sent.push(msg);
+    }
+    const broadcast: RoomMessage[] = [];
+    for (const b of input.broadcasts) {
+      const history = this.roomHistory(b.room, now);
+      history.lastN += 1;
+      const msg: RoomMessage = { room: b.room, off: formatOffset(history.epoch, history.lastN), route: b.route, data: structuredClone(b.data) };
+      history.messages.push(msg);
+      if (history.messages.length > this.limits.roomHistoryMax) history.messages.splice(0, history.messages.length - this.limits.roomHistoryMax);
+      history.expiresAt = now + this.limits.roomTtlS * 1000;
+      broadcast.push(msg);
+    }
+    let response: StoredResponse | undefined;
+    if (input.response) {
+      response = input.response.ok
+        ? withData(resolveReply(input.response.reply, { offsets: broadcast.map((m) => m.off), seqs: sent.map((m) => m.seq) }))
+        : { ok: false, error: input.response.error };
+      if (input.requestId !== undefined) this.remember(s, input.requestId, response, now);
+    }
+    return { ok: true, response, sent, broadcast, rooms: { ...record.rooms } };
+  }
+
+  async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {
+    const s = this.live(sessionId);
+    if (!s) return { gap: true, messages: [] };
+    if (afterSeq > s.record.lastSeq) return { gap: true, messages: [] };
+    const firstRetained = s.outbox[0]?.seq ?? s.record.lastSeq + 1;
+    return { gap: afterSeq < firstRetained - 1, messages: s.outbox.filter((m) => m.seq > afterSeq) };
+  }
+
+  async ack(sessionId: string, seq: number, epoch: number): Promise<void> {
+    const s = this.live(sessionId);
+    if (!s || s.record.epoch !== epoch) return;
+    let drop = 0;
+    while (drop < s.outbox.length && s.outbox[drop]!.seq <= seq) drop++;
+    if (drop > 0) s.outbox.splice(0, drop);
+  }
+
+  async readRoom(room: string, after: string): Promise<Replay<RoomMessage>> {
+    const parsed = parseOffset(after);
+    const history = this.liveRoom(room);
+    // Joining creates a room's history, so a missing one has expired: whatever was in it is lost.
+    if (!history) return { gap: true, messages: [] };
+    if (!parsed || parsed.epoch !== history.epoch || parsed.n > history.lastN) return { gap: true, messages: [] };
+    const firstRetained = history.messages.length > 0 ? parseOffset(history.messages[0]!.off)!.n : history.lastN + 1;
+    const messages = history.messages.filter((m) => parseOffset(m.off)!.n > parsed.n);
+    return { gap: parsed.n < firstRetained - 1, messages };
+  }
+
+  follows(a: string, b: string): boolean {
+    return offsetFollows(a, b);
+  }
+
+  compareOffsets(a: string, b: string): number | null {
+    return compareOffsets(a, b);
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private live(sessionId: string): StoredSession | null {
+    const s = this.sessions.get(sessionId);
+    if (!s) return null;
+    if (s.expiresAt !== null && s.expiresAt <= this.clock.now()) {
+      this.sessions.delete(sessionId);
+      return null;
+    }
+    return s;
+  }
+
+  private liveRoom(room: string): RoomHistory | null {
+    const history = this.rooms.get(room);
+    if (!history) return null;
+    if (history.expiresAt <= this.clock.now()) {
+      this.rooms.delete(room);
+      return null;
+    }
+    return history;
+  }
+
+  private roomHistory(room: string, now: number): RoomHistory {
+    let history = this.liveRoom(room);
+    if (!history) {
+      history = { epoch: newRoomEpoch(now, randomBytes(3).toString('hex')), lastN: 0, messages: [], expiresAt: now + this.limits.roomTtlS * 1000 };
+      this.rooms.set(room, history);
+    }
+    return history;
+  }
+
+  private remember(s: StoredSession, requestId: string, response: StoredResponse, now: number): void {
+    s.dedupe.delete(requestId);
+    s.dedupe.set(requestId, { response, at: now });
+    // Maps iterate in insertion order, so the first key is the oldest record.
+    while (s.dedupe.size > this.limits.dedupeMax) s.dedupe.delete(s.dedupe.keys().next().value!);
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const [id, s] of this.sessions) if (s.expiresAt !== null && s.expiresAt <= now) this.sessions.delete(id);
+    for (const [room, h] of this.rooms) if (h.expiresAt <= now) this.rooms.delete(room);
+  }
+}
+
+function withData(data: unknown): StoredResponse {
+  return data === undefined ? { ok: true } : { ok: true, data };
+}
+
+function copy(record: SessionRecord): SessionRecord {
+  return { ...record, state: structuredClone(record.state), rooms: { ...record.rooms } };
+}

@@ -51,6 +51,9 @@ export class Connection implements Routable {
     this.lastSeenAt = deps.clock.now();
     this.helloTimer = setTimeout(() => this.closeWith('policy', 'no hello in time'), deps.config.helloTimeoutMs);
     ws.on('pong', () => (this.lastSeenAt = this.deps.clock.now()));
+    // ws closes an oversized frame with 1009 but no reason; every close should say why.
+    const close = ws.close.bind(ws);
+    ws.close = (code?: number, reason?: string | Buffer) => close(code, reason ?? (code === CloseCodes.tooLarge.code ? CloseCodes.tooLarge.reason : undefined));
   }
 
   /** A method, not a field read, so TypeScript does not narrow it across awaits. */

@@ -5,6 +5,7 @@
 import { app } from '../handlers/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createTether } from './server/tether.ts';
+import { createLogger } from './telemetry/logger.ts';
 import { createPorts } from './server/create-ports.ts';
 
 let config;
@@ -18,8 +19,8 @@ try {
   throw err;
 }
 
-const ports = await createPorts(config);
-const tether = createTether(config, app, { ports });
+const log = createLogger(config.logLevel, config.instanceId);
+const tether = createTether(config, app, { ports: createPorts(config, log), logger: log });
 await tether.start();
 
 let stopping = false;

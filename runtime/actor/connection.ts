@@ -21,6 +21,7 @@ import type { LocalRouter, Routable } from '../server/local-router.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { type Opened, openSession } from './open-session.ts';
 import { OrderedFeed } from './ordered-feed.ts';
+import { RecentIds } from './recent-ids.ts';
 
 export interface ConnectionDeps extends PipelineDeps {
   bus: Bus;
@@ -149,6 +150,11 @@ export class Connection implements Routable {
     this.closeWith('takenOver');
   }
 
+  resync(): void {
+    this.direct?.resync();
+    for (const feed of this.roomFeeds.values()) feed.resync();
+  }
+
   offerDirect(message: DirectMessage): void {
     this.direct?.offer(message);
   }
@@ -175,7 +181,15 @@ export class Connection implements Routable {
       return;
     }
     const { record } = opened;
-    this.session = { id: record.id, userId: record.userId, epoch: opened.epoch, state: record.state, rooms: { ...record.rooms }, token: opened.token };
+    this.session = {
+      id: record.id,
+      userId: record.userId,
+      epoch: opened.epoch,
+      state: record.state,
+      rooms: { ...record.rooms },
+      token: opened.token,
+      recorded: new RecentIds(opened.recentRequestIds, 2 * deps.config.dedupeMax),
+    };
     this.direct = this.directFeed();
     for (const room of Object.keys(record.rooms)) this.roomFeeds.set(room, this.roomFeed(room));
     // Subscribe before replaying, so nothing falls between replay and live; feeds buffer meanwhile.

@@ -15,6 +15,7 @@ export type Opened = {
   kind: 'open';
   record: SessionRecord;
   epoch: number;
+  recentRequestIds: string[];
   token: string;
   resumed: boolean;
   outcome: SessionOutcome;
@@ -50,11 +51,11 @@ export async function openSession(hello: HelloFrame, deps: OpenDeps): Promise<Op
       }
       if (sub !== undefined && sub !== existing.userId) return { kind: 'refuse', close: 'badToken', why: 'auth sub differs from the session user', outcome: 'rejected' };
       const claim = await deps.store.claim(hello.session, deps.instanceId);
-      if (claim) return { kind: 'open', record: claim.record, epoch: claim.epoch, token: hello.token, resumed: true, outcome: 'resumed' };
+      if (claim) return { kind: 'open', record: claim.record, epoch: claim.epoch, recentRequestIds: claim.recentRequestIds, token: hello.token, resumed: true, outcome: 'resumed' };
     }
   }
   const id = newSessionId();
   const token = newToken();
   const claim = await deps.store.create({ id, tokenHash: hashToken(token), userId: sub ?? id, state: deps.initialState(), instanceId: deps.instanceId });
-  return { kind: 'open', record: claim.record, epoch: claim.epoch, token, resumed: false, outcome: hello.session === undefined ? 'new' : 'expired' };
+  return { kind: 'open', record: claim.record, epoch: claim.epoch, recentRequestIds: [], token, resumed: false, outcome: hello.session === undefined ? 'new' : 'expired' };
 }

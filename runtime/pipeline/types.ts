@@ -22,6 +22,8 @@ export interface SessionView {
   epoch: number;
   state: unknown;
   rooms: Record<string, string>;
+  /** Request ids the store may have recorded; an id not in here was never processed. */
+  recorded: { has(id: string): boolean; add(id: string): void };
 }
 
 export type AnyRoute = RouteDef<unknown, StandardSchemaV1, Record<string, Read<unknown>>>;

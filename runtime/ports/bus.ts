@@ -26,5 +26,7 @@ export interface Bus {
   publish(channel: string, message: BusMessage): Promise<void>;
   /** Whether subscriptions are live (the `pubsub` readiness check). */
   healthy(): boolean;
+  /** Called after the bus reconnected: notifications sent meanwhile were lost, read the store. */
+  onReconnect(listener: () => void): void;
   close(): Promise<void>;
 }

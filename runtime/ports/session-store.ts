@@ -34,6 +34,11 @@ export interface Claim {
   record: SessionRecord;
   /** The epoch this connection now owns. */
   epoch: number;
+  /**
+   * Request ids the store still remembers for this session. The owner keeps them in memory, so a
+   * request id it has never seen skips the dedupe lookup: no round trip on the hot path.
+   */
+  recentRequestIds: string[];
 }
 
 /** One request's (or hook's) outcome, written atomically and fenced by `epoch`. */

@@ -3,11 +3,10 @@
  * Chooses the adapters from the configuration: Redis when REDIS_URL is set, else the embedded store.
  */
 import type { TetherConfig } from '../config.ts';
+import { redisPorts } from '../store/redis/redis-ports.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { memoryPorts, type TetherPorts } from './ports.ts';
 
-export async function createPorts(config: TetherConfig): Promise<TetherPorts> {
-  if (config.redisUrl !== undefined) {
-    throw new Error('REDIS_URL is set, but the Redis adapters are not built yet (see the scale-out issue); unset it to run on the embedded store');
-  }
-  return memoryPorts(config);
+export function createPorts(config: TetherConfig, log: Logger): TetherPorts {
+  return config.redisUrl === undefined ? memoryPorts(config) : redisPorts({ ...config, redisUrl: config.redisUrl }, log);
 }

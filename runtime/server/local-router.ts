@@ -15,6 +15,8 @@ export interface Routable {
   offerRoom(message: RoomMessage): void;
   /** The session was claimed with `epoch` elsewhere (or here, by a newer connection). */
   takenOver(epoch: number): void;
+  /** Notifications may have been lost: read the store for anything missed. */
+  resync(): void;
 }
 
 export class LocalRouter {
@@ -23,7 +25,11 @@ export class LocalRouter {
   private readonly roomSubscriptions = new Map<string, Promise<void>>();
   private readonly onMessage = (message: BusMessage) => this.dispatch(message);
 
-  constructor(private readonly bus: Bus) {}
+  constructor(private readonly bus: Bus) {
+    bus.onReconnect(() => {
+      for (const set of this.sessions.values()) for (const conn of set) conn.resync();
+    });
+  }
 
   /** Registers the connection that owns a session; resolves once its channel is subscribed. */
   async addSession(conn: Routable): Promise<void> {

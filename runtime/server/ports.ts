@@ -20,15 +20,24 @@ export interface TetherPorts {
   presence: Presence;
   limiter: RateLimiter;
   clock: Clock;
+  /** Closes every adapter and the connections they share. */
+  close(): Promise<void>;
 }
 
 /** The embedded store: one process, no other service needed. */
 export function memoryPorts(config: TetherConfig, clock: Clock = systemClock): TetherPorts {
+  const store = new MemorySessionStore(config, clock);
+  const bus = new MemoryBusHub().connect();
+  const presence = new MemoryPresence();
+  const limiter = new MemoryRateLimiter(clock);
   return {
-    store: new MemorySessionStore(config, clock),
-    bus: new MemoryBusHub().connect(),
-    presence: new MemoryPresence(),
-    limiter: new MemoryRateLimiter(clock),
+    store,
+    bus,
+    presence,
+    limiter,
     clock,
+    async close() {
+      await Promise.allSettled([store.close(), bus.close(), presence.close(), limiter.close()]);
+    },
   };
 }

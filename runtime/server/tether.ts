@@ -159,7 +159,7 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
           server.close(() => resolve());
           if ('closeAllConnections' in server) server.closeAllConnections();
         });
-        await Promise.allSettled([ports.store.close(), ports.bus.close(), ports.presence.close(), ports.limiter.close()]);
+        await ports.close();
         log.info('tether stopped');
       })();
       return stopping;

@@ -41,6 +41,9 @@ export const commit: Stage = async (req, deps) => {
     input.broadcasts = [];
   }
   let outcome;
+  // Recorded before the outcome is known: a commit that timed out may still have happened, so a
+  // retry of this id must look in the store.
+  req.session.recorded.add(req.frame.id);
   try {
     outcome = await deps.store.commit(input);
   } catch (err) {

@@ -1,11 +1,13 @@
 /**
  * @module pipeline/stages/dedupe
  * A request id this session already processed is answered from its record: not run, no tokens.
+ * Only ids the owner knows the store may hold cost a lookup.
  */
 import type { Stage } from '../types.ts';
 import { unavailable } from './answers.ts';
 
 export const dedupe: Stage = async (req, deps) => {
+  if (!req.session.recorded.has(req.frame.id)) return undefined;
   try {
     const recalled = await deps.store.recalled(req.session.id, req.frame.id);
     return recalled ? { kind: 'res', response: recalled } : undefined;

@@ -60,6 +60,9 @@ class MemoryBus implements Bus {
     return true;
   }
 
+  /** An in-process bus never disconnects. */
+  onReconnect(_listener: () => void): void {}
+
   async close(): Promise<void> {
     for (const [channel, listener] of this.mine) this.hub.remove(channel, listener);
     this.mine.clear();

@@ -50,7 +50,7 @@ export class MemorySessionStore implements SessionStore {
   async create(session: NewSession): Promise<Claim> {
     const record: SessionRecord = { id: session.id, tokenHash: session.tokenHash, userId: session.userId, state: session.state, rooms: {}, epoch: 1, lastSeq: 0 };
     this.sessions.set(session.id, { record, expiresAt: null, outbox: [], dedupe: new Map() });
-    return { record: copy(record), epoch: 1 };
+    return { record: copy(record), epoch: 1, recentRequestIds: [] };
   }
 
   async load(sessionId: string): Promise<SessionRecord | null> {
@@ -63,7 +63,9 @@ export class MemorySessionStore implements SessionStore {
     if (!s) return null;
     s.record.epoch += 1;
     s.expiresAt = null;
-    return { record: copy(s.record), epoch: s.record.epoch };
+    const horizon = this.clock.now() - this.limits.dedupeTtlS * 1000;
+    const recentRequestIds = [...s.dedupe].filter(([, r]) => r.at > horizon).map(([id]) => id);
+    return { record: copy(s.record), epoch: s.record.epoch, recentRequestIds };
   }
 
   async release(sessionId: string, epoch: number): Promise<void> {

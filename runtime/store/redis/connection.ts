@@ -1,0 +1,49 @@
+/**
+ * @module store/redis/connection
+ * The Redis connections of one instance: one for commands (auto-pipelined by node-redis) and one
+ * for pub/sub. Commands fail fast while Redis is away (no offline queue) and carry a deadline, so a
+ * request gets `unavailable` within seconds, never a hang; the clients reconnect with backoff and
+ * jitter by themselves.
+ */
+import { createClient } from 'redis';
+import type { Logger } from '../../telemetry/logger.ts';
+
+/** How long one Redis call may take before the caller gives up on it. */
+export const COMMAND_DEADLINE_MS = 2000;
+const CONNECT_TIMEOUT_MS = 2000;
+const MAX_BACKOFF_MS = 2000;
+
+/** Exponential backoff with full jitter: 50 ms, 100 ms, ... up to 2 s. */
+export function reconnectDelay(retries: number): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(retries, 10));
+  return Math.floor(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+export function createRedisClient(url: string, log: Logger, role: string) {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: reconnectDelay },
+  });
+  let down = false;
+  client.on('error', (err: Error) => {
+    if (!down) log.warn({ err: err.message, role }, 'redis connection lost; reconnecting');
+    down = true;
+  });
+  client.on('ready', () => {
+    if (down) log.info({ role }, 'redis connection back');
+    down = false;
+  });
+  return client;
+}
+
+export type RedisClient = ReturnType<typeof createRedisClient>;
+
+/** Rejects when `promise` takes longer than the deadline (the command may still complete later). */
+export function withDeadline<T>(promise: Promise<T>, ms = COMMAND_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis call took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,62 @@
+/**
+ * @module store/redis/redis-bus
+ * The Bus on Redis sharded pub/sub (SSUBSCRIBE / SPUBLISH: on a Cluster each channel lives on the
+ * shard of its slot; on a single Redis it behaves like plain pub/sub). node-redis re-subscribes
+ * after a reconnect; listeners of `onReconnect` then read the store for what they missed.
+ */
+import type { Bus, BusListener, BusMessage } from '../../ports/bus.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { type RedisClient, withDeadline } from './connection.ts';
+import { channelName } from './keys.ts';
+
+export class RedisBus implements Bus {
+  private readonly listeners = new Map<string, (raw: string) => void>();
+  private readonly reconnectListeners: (() => void)[] = [];
+  private lostConnection = false;
+
+  constructor(private readonly publisher: RedisClient, private readonly subscriber: RedisClient, private readonly log: Logger) {
+    subscriber.on('error', () => (this.lostConnection = true));
+    subscriber.on('ready', () => {
+      if (!this.lostConnection) return;
+      this.lostConnection = false;
+      // Notifications published while we were away are gone: let everyone catch up from the store.
+      setTimeout(() => this.reconnectListeners.forEach((l) => l()), 50).unref();
+    });
+  }
+
+  async subscribe(channel: string, listener: BusListener): Promise<void> {
+    if (this.listeners.has(channel)) await this.unsubscribe(channel);
+    const raw = (message: string) => {
+      try {
+        listener(JSON.parse(message) as BusMessage);
+      } catch (err) {
+        this.log.error({ err, channel }, 'bad bus message');
+      }
+    };
+    this.listeners.set(channel, raw);
+    await withDeadline(this.subscriber.sSubscribe(channelName(channel), raw));
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const raw = this.listeners.get(channel);
+    if (!raw) return;
+    this.listeners.delete(channel);
+    if (this.subscriber.isReady) await withDeadline(this.subscriber.sUnsubscribe(channelName(channel), raw));
+  }
+
+  async publish(channel: string, message: BusMessage): Promise<void> {
+    await withDeadline(this.publisher.sPublish(channelName(channel), JSON.stringify(message)));
+  }
+
+  healthy(): boolean {
+    return this.subscriber.isReady;
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

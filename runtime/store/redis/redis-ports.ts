@@ -1,0 +1,42 @@
+/**
+ * @module store/redis/redis-ports
+ * All ports on one Redis: a command connection and a pub/sub connection, opened here and closed
+ * in `close()`.
+ */
+import type { TetherConfig } from '../../config.ts';
+import { systemClock } from '../../ports/clock.ts';
+import type { TetherPorts } from '../../server/ports.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { createRedisClient } from './connection.ts';
+import { RedisBus } from './redis-bus.ts';
+import { RedisPresence } from './redis-presence.ts';
+import { RedisRateLimiter } from './redis-rate-limiter.ts';
+import { RedisSessionStore } from './redis-session-store.ts';
+
+/**
+ * Connects to Redis. Resolves at once even if Redis is down: the instance then reports not ready
+ * and comes up by itself when Redis does.
+ */
+export function redisPorts(config: TetherConfig & { redisUrl: string }, log: Logger): TetherPorts {
+  const commands = createRedisClient(config.redisUrl, log, 'commands');
+  const subscriber = createRedisClient(config.redisUrl, log, 'pubsub');
+  commands.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis connect failed; retrying'));
+  subscriber.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis pubsub connect failed; retrying'));
+  const store = new RedisSessionStore(commands, config);
+  const presence = new RedisPresence(commands, config.instanceId, config.heartbeatMs);
+  commands.on('ready', () => void presence.alive().catch(() => {}));
+  const bus = new RedisBus(commands, subscriber, log);
+  const limiter = new RedisRateLimiter(commands);
+  return {
+    store,
+    bus,
+    presence,
+    limiter,
+    clock: systemClock,
+    async close() {
+      await Promise.allSettled([store.close(), bus.close(), limiter.close()]);
+      await presence.close();
+      await Promise.allSettled([commands.quit(), subscriber.quit()]);
+    },
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * @module store/redis/redis-presence
+ * Presence on Redis: one hash per room (session -> epoch|instance|user), read through each
+ * instance's heartbeat, so members of a killed instance vanish once its heartbeat runs out.
+ */
+import type { Presence } from '../../ports/presence.ts';
+import { type RedisClient, withDeadline } from './connection.ts';
+import { instancesKey, roomKeys } from './keys.ts';
+import { runScript } from './scripts.ts';
+
+export class RedisPresence implements Presence {
+  private readonly heartbeat: NodeJS.Timeout;
+
+  /**
+   * @param heartbeatMs - how often this instance says it is alive; it counts as dead two intervals
+   *   after the last time it did
+   */
+  constructor(private readonly client: RedisClient, private readonly instanceId: string, private readonly heartbeatMs: number) {
+    this.heartbeat = setInterval(() => void this.alive().catch(() => {}), heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Says this instance is alive; called at start and then every heartbeat. */
+  async alive(): Promise<void> {
+    await withDeadline(runScript(this.client, 'instance-alive', [instancesKey], [this.instanceId, 2 * this.heartbeatMs]));
+  }
+
+  async add(room: string, sessionId: string, userId: string, instanceId: string, epoch: number): Promise<void> {
+    await withDeadline(runScript(this.client, 'presence-add', [roomKeys(room).presence], [sessionId, epoch, instanceId, userId]));
+  }
+
+  async remove(room: string, sessionId: string, epoch: number): Promise<void> {
+    await withDeadline(runScript(this.client, 'presence-remove', [roomKeys(room).presence], [sessionId, epoch]));
+  }
+
+  async list(room: string): Promise<string[]> {
+    return (await withDeadline(runScript(this.client, 'presence-list', [roomKeys(room).presence, instancesKey], []))) as string[];
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.client.isReady) await runScript(this.client, 'instance-alive', [instancesKey], [this.instanceId, 0]).catch(() => {});
+  }
+}

@@ -11,10 +11,16 @@ import { MemoryBusHub } from '../../runtime/store/memory/memory-bus.ts';
 import { MemoryPresence } from '../../runtime/store/memory/memory-presence.ts';
 import { MemoryRateLimiter } from '../../runtime/store/memory/memory-rate-limiter.ts';
 import { MemorySessionStore, type StoreLimits } from '../../runtime/store/memory/memory-session-store.ts';
+import { loadConfig } from '../../runtime/config.ts';
+import { redisPorts } from '../../runtime/store/redis/redis-ports.ts';
+import { createLogger } from '../../runtime/telemetry/logger.ts';
+import { startRedis } from '../helpers/redis-server.ts';
 
 export const LIMITS: StoreLimits = { sessionTtlS: 1, dedupeTtlS: 1, dedupeMax: 3, outboxMax: 3, roomHistoryMax: 3, roomTtlS: 1 };
 
 export interface AdapterSet {
+  /** The instance the presence adapter heartbeats for. */
+  instanceId: string;
   store: SessionStore;
   presence: Presence;
   limiter: RateLimiter;
@@ -33,6 +39,7 @@ export const memoryAdapters: AdapterFactory = {
   async create(limits = LIMITS) {
     const hub = new MemoryBusHub();
     const set: AdapterSet = {
+      instanceId: 'contract',
       store: new MemorySessionStore(limits, systemClock),
       presence: new MemoryPresence(),
       limiter: new MemoryRateLimiter(systemClock),
@@ -45,4 +52,34 @@ export const memoryAdapters: AdapterFactory = {
   },
 };
 
-export const ADAPTERS: AdapterFactory[] = [memoryAdapters];
+/** Real Redis, started for the suite (or TEST_REDIS_URL). */
+export const redisAdapters: AdapterFactory = {
+  name: 'redis',
+  async create(limits = LIMITS) {
+    const redis = await startRedis();
+    const config = { ...loadConfig({ LOG_LEVEL: 'silent', HEARTBEAT_MS: '1000', INSTANCE_ID: 'contract' }), ...limits, redisUrl: redis.url };
+    const log = createLogger('silent', 'contract');
+    const a = redisPorts(config, log);
+    const b = redisPorts(config, log);
+    const deadline = Date.now() + 10_000;
+    while (!(a.bus.healthy() && b.bus.healthy())) {
+      if (Date.now() > deadline) throw new Error('redis ports did not connect');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await a.store.ping();
+    await (a.presence as unknown as { alive(): Promise<void> }).alive();
+    return {
+      instanceId: 'contract',
+      store: a.store,
+      presence: a.presence,
+      limiter: a.limiter,
+      buses: [a.bus, b.bus],
+      async cleanup() {
+        await Promise.all([a.close(), b.close()]);
+        await redis.cleanup();
+      },
+    };
+  },
+};
+
+export const ADAPTERS: AdapterFactory[] = [memoryAdapters, redisAdapters];

@@ -17,11 +17,11 @@ describe.each(ADAPTERS)('Presence, RateLimiter and Bus ($name)', (factory) => {
 
   it('lists each user once, and a stale connection cannot remove a newer one', async () => {
     const room = `p-${randomUUID()}`;
-    await set.presence.add(room, 's1', 'alice', 'i1', 1);
-    await set.presence.add(room, 's2', 'alice', 'i2', 1);
-    await set.presence.add(room, 's3', 'bob', 'i1', 1);
+    await set.presence.add(room, 's1', 'alice', set.instanceId, 1);
+    await set.presence.add(room, 's2', 'alice', set.instanceId, 1);
+    await set.presence.add(room, 's3', 'bob', set.instanceId, 1);
     expect((await set.presence.list(room)).sort()).toEqual(['alice', 'bob']);
-    await set.presence.add(room, 's3', 'bob', 'i2', 2);
+    await set.presence.add(room, 's3', 'bob', set.instanceId, 2);
     await set.presence.remove(room, 's3', 1);
     expect((await set.presence.list(room)).sort()).toEqual(['alice', 'bob']);
     await set.presence.remove(room, 's3', 2);

@@ -62,7 +62,8 @@ function stopAll(signal: NodeJS.Signals) {
   stopping = true;
   process.stdout.write(`\n${signal}: stopping ${children.length} processes\n`);
   // instances first (they drain), Redis last
-  const [redis, ...rest] = process.env.REDIS_URL ? [undefined, ...children] : children;
+  const redis = process.env.REDIS_URL ? undefined : children[0];
+  const rest = children.filter((c) => c !== redis);
   Promise.all(rest.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGTERM')))))).then(() => {
     redis?.kill('SIGTERM');
     process.exit(0);

@@ -13,7 +13,7 @@ export const ErrorCodes = {
   bad_request: { meaning: "The request's input failed the route's schema.", recorded: false },
   unknown_route: { meaning: 'No route of that name is declared.', recorded: false },
   rate_limited: { meaning: 'Over a rate limit; always carries `retryAfterMs`. Costs no tokens, changes nothing.', recorded: false },
-  unauthorized: { meaning: 'The route refused this user.', recorded: true },
+  unauthorized: { meaning: 'The route refused this user.', recorded: false },
   handler_error: { meaning: 'The handler rejected the request on purpose; `message` is its own, `detail` its application code.', recorded: true },
   unavailable: { meaning: 'The store is unreachable right now; retry after `retryAfterMs` with the same `id` (runs at most once).', recorded: false },
   internal: { meaning: 'A bug; details are in the server log, never in the frame.', recorded: false },

@@ -2,7 +2,7 @@
  * @module tether
  * The public API: everything an application or an operator script needs, and nothing internal.
  */
-export { defineApp, route, afterCommit, HandlerError, UnauthorizedError } from './app/define-app.ts';
+export { defineApp, route, afterCommit, resolveReply, HandlerError, UnauthorizedError } from './app/define-app.ts';
 export type { App, AppDef, RouteDef, HandlerContext, HandlerResult, HookResult, Hook, Committed, ReadsContext } from './app/define-app.ts';
 export { send, broadcast, join, leave, close } from './app/effects.ts';
 export type { Effect } from './app/effects.ts';

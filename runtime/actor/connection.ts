@@ -47,9 +47,15 @@ export class Connection implements Routable {
   private idleWaiters: (() => void)[] = [];
   /** Last sign of life from the peer (pong or any frame), for the heartbeat. */
   lastSeenAt: number;
+  /** When the last two protocol pings went out, newest first. */
+  private pingsSentAt: [number, number] = [0, 0];
+  /** Resolves once `hello` has been decided (open or closed), for drain. */
+  private opened: Promise<void>;
+  private markOpened!: () => void;
 
   constructor(private readonly ws: WebSocket, readonly ip: string, private readonly deps: ConnectionDeps) {
     this.lastSeenAt = deps.clock.now();
+    this.opened = new Promise((resolve) => (this.markOpened = resolve));
     this.helloTimer = setTimeout(() => this.closeWith('policy', 'no hello in time'), deps.config.helloTimeoutMs);
     ws.on('pong', () => (this.lastSeenAt = this.deps.clock.now()));
     // ws closes an oversized frame with 1009 but no reason; every close should say why.
@@ -112,6 +118,7 @@ export class Connection implements Routable {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.mailbox.length = 0;
     this.resolveIdle();
+    this.markOpened();
     const session = this.session;
     if (!session) return;
     this.direct?.close();
@@ -124,13 +131,18 @@ export class Connection implements Routable {
     if (wasOpen) void this.disconnect(session);
   }
 
-  /** Heartbeat tick: ping, or end a peer that has been silent for two intervals. */
+  /**
+   * Heartbeat tick (every HEARTBEAT_MS): end a peer that has not answered the ping sent two
+   * intervals ago (nor sent anything since), else ping again.
+   */
   heartbeat(now: number): void {
     if (this.isClosed()) return;
-    if (now - this.lastSeenAt > 2 * this.deps.config.heartbeatMs) {
+    const twoTicksAgo = this.pingsSentAt[1];
+    if (twoTicksAgo !== 0 && this.lastSeenAt < twoTicksAgo) {
       this.ws.terminate();
       return;
     }
+    this.pingsSentAt = [now, this.pingsSentAt[0]];
     try {
       this.ws.ping();
     } catch {
@@ -141,6 +153,8 @@ export class Connection implements Routable {
   /** Drain: stop reading, finish and answer what was received, then close 1012. */
   async drain(): Promise<void> {
     this.reading = false;
+    // A hello in progress finishes first, so requests queued behind it are answered too.
+    if (this.phase === 'opening') await this.opened;
     if (this.phase === 'open') await this.idle();
     this.closeWith('draining');
   }
@@ -205,6 +219,7 @@ export class Connection implements Routable {
     const hook = opened.resumed ? deps.app.onResume : deps.app.onConnect;
     if (hook) this.mailbox.unshift({ kind: 'hook', hook });
     this.phase = 'open';
+    this.markOpened();
     deps.log.debug({ session: record.id, resumed: opened.resumed }, 'session open');
     this.runMailbox();
   }
@@ -305,7 +320,17 @@ export class Connection implements Routable {
     if (answer.strike) this.strike();
     else this.strikes = 0;
     if (answer.commit) this.deliver(answer.commit);
-    if (answer.close) this.ws.close(answer.close.code, answer.close.reason);
+    if (answer.close) this.closeApp(answer.close);
+  }
+
+  /** A `close` effect of the app. */
+  private closeApp({ code, reason }: { code: number; reason: string }): void {
+    try {
+      this.ws.close(code, reason);
+    } catch (err) {
+      this.deps.log.error({ err, code }, 'app close failed');
+      this.ws.terminate();
+    }
   }
 
   private async processHook(hook: Hook<unknown>): Promise<void> {
@@ -325,6 +350,7 @@ export class Connection implements Routable {
       if (!outcome.ok) return;
       await this.applyCommit(outcome, { result: result ?? {} });
       this.deliver(outcome);
+      if (effects.close) this.closeApp(effects.close);
     } catch (err) {
       this.deps.log.warn({ err }, 'hook commit failed');
     }

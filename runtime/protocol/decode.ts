@@ -38,8 +38,8 @@ function decodeHello(raw: Record<string, unknown>): DecodeResult {
     if (!isPlainObject(raw.rooms)) return fail('hello.rooms must be an object of room to offset');
     const rooms: Record<string, string> = {};
     for (const [room, off] of Object.entries(raw.rooms)) {
-      // A non-string offset is still answered (with `gap` for that room), so keep it as unusable text.
-      rooms[room] = typeof off === 'string' ? off : String(off);
+      // A non-string offset is still answered (with `gap` for that room): keep it as an unusable one.
+      rooms[room] = typeof off === 'string' ? off : '';
     }
     hello.rooms = rooms;
   }

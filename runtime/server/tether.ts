@@ -16,7 +16,8 @@ import { pathLabel } from '../telemetry/metrics.ts';
 import { SimpleMetrics } from '../telemetry/simple-metrics.ts';
 import { clientIp } from './client-ip.ts';
 import { LocalRouter } from './local-router.ts';
-import { memoryPorts, type TetherPorts } from './ports.ts';
+import { createPorts } from './create-ports.ts';
+import type { TetherPorts } from './ports.ts';
 import { Readiness } from './readiness.ts';
 
 export interface Tether {
@@ -29,7 +30,7 @@ export interface Tether {
 }
 
 export interface TetherOptions {
-  /** Adapters; the embedded memory ports by default. */
+  /** Adapters; by default Redis when `config.redisUrl` is set, else the embedded memory ports. */
   ports?: TetherPorts;
   logger?: Logger;
 }
@@ -42,7 +43,7 @@ export interface TetherOptions {
  */
 export function createTether<S>(config: TetherConfig, app: App<S>, options: TetherOptions = {}): Tether {
   const log = options.logger ?? createLogger(config.logLevel, config.instanceId);
-  const ports = options.ports ?? memoryPorts(config);
+  const ports = options.ports ?? createPorts(config, log);
   const anyApp = app as App<unknown>;
   const metrics: Metrics = new SimpleMetrics(config.instanceId, (route) => Object.hasOwn(anyApp.routes, route));
   const router = new LocalRouter(ports.bus);

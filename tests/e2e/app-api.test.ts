@@ -21,6 +21,7 @@ const testApp = defineApp<State>({
   routes: {
     stats: route({ handle: (s: State) => ({ reply: s }) }),
     bye: route({ handle: (_s: State) => ({ reply: 'bye', effects: [close(4000, 'app said bye')] }) }),
+    badClose: route({ handle: (_s: State) => ({ reply: 'never', effects: [close(2000, 'not a code a server may send')] }) }),
     admin: route({
       handle: (_s: State, _i, ctx) => {
         if (ctx.userId !== 'root') throw new UnauthorizedError('admins only');
@@ -77,6 +78,13 @@ describe('effects and errors', () => {
     const { client } = await RawClient.hello(url);
     expect((await client.request('b', 'bye')).data).toBe('bye');
     expect(await client.closed).toEqual({ code: 4000, reason: 'app said bye' });
+  });
+
+  it('answers a close effect with a code no server may send as internal, and stays open', async () => {
+    const { client } = await RawClient.hello(url);
+    expect((await client.request('bc', 'badClose')).error).toEqual({ code: 'internal', message: 'internal error' });
+    expect((await client.request('after', 'stats')).ok).toBe(true);
+    client.close();
   });
 
   it('answers UnauthorizedError with unauthorized', async () => {

@@ -18,8 +18,8 @@ describe('decodeFrame accepts every client frame of tether.v1', () => {
   });
 
   it('keeps a non-string room offset as text so that room gets a gap instead of a refused hello', () => {
-    const r = decodeFrame(JSON.stringify({ t: 'hello', rooms: { a: 7 } }));
-    expect(r).toEqual({ ok: true, frame: { t: 'hello', rooms: { a: '7' } } });
+    expect(decodeFrame(JSON.stringify({ t: 'hello', rooms: { a: 7 } }))).toEqual({ ok: true, frame: { t: 'hello', rooms: { a: '' } } });
+    expect(decodeFrame(JSON.stringify({ t: 'hello', rooms: { a: ['e:1'] } }))).toEqual({ ok: true, frame: { t: 'hello', rooms: { a: '' } } });
   });
 
   it('decodes a req with and without data', () => {

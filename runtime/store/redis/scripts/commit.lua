@@ -20,7 +20,7 @@ if tonumber(ep) ~= tonumber(ARGV[1]) then return { 'stale_epoch' } end
 
 local ttl = ARGV[5]
 local nSends, nBroadcasts, nJoins, nLeaves = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local a = 16
+local a = 15
 local k = 5
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -6,7 +6,6 @@ import { app } from '../handlers/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createTether } from './server/tether.ts';
 import { createLogger } from './telemetry/logger.ts';
-import { createPorts } from './server/create-ports.ts';
 
 let config;
 try {
@@ -19,8 +18,7 @@ try {
   throw err;
 }
 
-const log = createLogger(config.logLevel, config.instanceId);
-const tether = createTether(config, app, { ports: createPorts(config, log), logger: log });
+const tether = createTether(config, app, { logger: createLogger(config.logLevel, config.instanceId) });
 await tether.start();
 
 let stopping = false;

@@ -232,6 +232,8 @@ export class Connection implements Routable {
     const rooms = Object.entries(session.rooms).map(([room, joinedAt]) => ({ room, after: hello.rooms?.[room] ?? joinedAt }));
     const [direct, ...roomReplays] = await Promise.all([store.readOutbox(session.id, afterSeq), ...rooms.map((r) => store.readRoom(r.room, r.after))]);
     if (this.isClosed()) return;
+    this.deps.metrics.replayed('direct', direct!.messages.length);
+    this.deps.metrics.replayed('room', roomReplays.reduce((sum, r) => sum + r.messages.length, 0));
     if (direct!.gap) this.sendText(encodeFrame({ t: 'gap' }));
     for (const m of direct!.messages) this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq }));
     const directPosition = direct!.messages.at(-1)?.seq ?? (direct!.gap ? opened.record.lastSeq : afterSeq);
@@ -402,8 +404,9 @@ export class Connection implements Routable {
   /** Announces the committed messages; the res went out first, so it precedes them on this socket. */
   private deliver(commit: CommittedResult): void {
     const { bus, log } = this.deps;
-    for (const msg of commit.sent) bus.publish(channels.session(msg.to), { kind: 'direct', msg }).catch((err) => log.warn({ err }, 'publish failed'));
-    for (const msg of commit.broadcast) bus.publish(channels.room(msg.room), { kind: 'room', msg }).catch((err) => log.warn({ err }, 'publish failed'));
+    const at = Date.now();
+    for (const msg of commit.sent) bus.publish(channels.session(msg.to), { kind: 'direct', msg, at }).catch((err) => log.warn({ err }, 'publish failed'));
+    for (const msg of commit.broadcast) bus.publish(channels.room(msg.room), { kind: 'room', msg, at }).catch((err) => log.warn({ err }, 'publish failed'));
   }
 
   private async disconnect(session: SessionView): Promise<void> {

@@ -6,8 +6,9 @@
 import type { DirectMessage, RoomMessage } from './messages.ts';
 
 export type BusMessage =
-  | { kind: 'room'; msg: RoomMessage }
-  | { kind: 'direct'; msg: DirectMessage }
+  /** `at`: when the commit that caused it was published (ms since the epoch), for delivery latency. */
+  | { kind: 'room'; msg: RoomMessage; at: number }
+  | { kind: 'direct'; msg: DirectMessage; at: number }
   /** The session was claimed with `epoch`; an older owner must close (4001). */
   | { kind: 'takeover'; session: string; epoch: number };
 

@@ -6,6 +6,7 @@
 import type { Bus, BusMessage } from '../ports/bus.ts';
 import { channels } from '../ports/bus.ts';
 import type { DirectMessage, RoomMessage } from '../ports/messages.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 
 /** What the router needs of a connection. */
 export interface Routable {
@@ -25,7 +26,7 @@ export class LocalRouter {
   private readonly roomSubscriptions = new Map<string, Promise<void>>();
   private readonly onMessage = (message: BusMessage) => this.dispatch(message);
 
-  constructor(private readonly bus: Bus) {
+  constructor(private readonly bus: Bus, private readonly metrics: Pick<Metrics, 'delivered'>) {
     bus.onReconnect(() => {
       for (const set of this.sessions.values()) for (const conn of set) conn.resync();
     });
@@ -79,9 +80,11 @@ export class LocalRouter {
     switch (message.kind) {
       case 'room':
         for (const conn of this.rooms.get(message.msg.room) ?? []) conn.offerRoom(message.msg);
+        this.metrics.delivered((Date.now() - message.at) / 1000);
         break;
       case 'direct':
         for (const conn of this.sessions.get(message.msg.to) ?? []) conn.offerDirect(message.msg);
+        this.metrics.delivered((Date.now() - message.at) / 1000);
         break;
       case 'takeover':
         for (const conn of this.sessions.get(message.session) ?? []) if (conn.epoch < message.epoch) conn.takenOver(message.epoch);

@@ -13,7 +13,7 @@ import { type Limit, type TetherConfig, routeEnvName } from '../config.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { pathLabel } from '../telemetry/metrics.ts';
-import { SimpleMetrics } from '../telemetry/simple-metrics.ts';
+import { OtelMetrics } from '../telemetry/otel-metrics.ts';
 import { clientIp } from './client-ip.ts';
 import { LocalRouter } from './local-router.ts';
 import { createPorts } from './create-ports.ts';
@@ -43,10 +43,10 @@ export interface TetherOptions {
  */
 export function createTether<S>(config: TetherConfig, app: App<S>, options: TetherOptions = {}): Tether {
   const log = options.logger ?? createLogger(config.logLevel, config.instanceId);
-  const ports = options.ports ?? createPorts(config, log);
   const anyApp = app as App<unknown>;
-  const metrics: Metrics = new SimpleMetrics(config.instanceId, (route) => Object.hasOwn(anyApp.routes, route));
-  const router = new LocalRouter(ports.bus);
+  const metrics: Metrics = new OtelMetrics(config.instanceId, (route) => Object.hasOwn(anyApp.routes, route));
+  const ports = options.ports ?? createPorts(config, log, metrics);
+  const router = new LocalRouter(ports.bus, metrics);
   const readiness = new Readiness(ports.store, ports.bus, metrics);
   const connections = new Set<Connection>();
   const routeLimits = resolveRouteLimits(anyApp, config);
@@ -161,6 +161,7 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
           if ('closeAllConnections' in server) server.closeAllConnections();
         });
         await ports.close();
+        await metrics.close();
         log.info('tether stopped');
       })();
       return stopping;

@@ -17,8 +17,15 @@ export interface Metrics {
   session(outcome: SessionOutcome): void;
   httpRequest(path: string, status: number): void;
   handlerDuration(route: string, seconds: number): void;
+  /** Messages replayed on resume. */
+  replayed(kind: 'direct' | 'room', count: number): void;
+  /** One Redis call's duration, as the instance waited for it. */
+  redisCall(seconds: number): void;
+  /** From the commit that published a message to its delivery on a socket. */
+  delivered(seconds: number): void;
   /** Prometheus text exposition. */
   render(): Promise<string>;
+  close(): Promise<void>;
 }
 
 /** Bounded label value for an HTTP path. */

@@ -39,6 +39,17 @@ export function createRedisClient(url: string, log: Logger, role: string) {
 
 export type RedisClient = ReturnType<typeof createRedisClient>;
 
+/** Runs one Redis call under a deadline, and reports how long it took. */
+export type RedisCall = <T>(promise: Promise<T>, ms?: number) => Promise<T>;
+
+/** A RedisCall that reports each call's duration (seconds) to `observe`. */
+export function timedCalls(observe: (seconds: number) => void = () => {}): RedisCall {
+  return <T>(promise: Promise<T>, ms?: number) => {
+    const started = performance.now();
+    return withDeadline(promise, ms).finally(() => observe((performance.now() - started) / 1000));
+  };
+}
+
 /** Rejects when `promise` takes longer than the deadline (the command may still complete later). */
 export function withDeadline<T>(promise: Promise<T>, ms = COMMAND_DEADLINE_MS): Promise<T> {
   let timer: NodeJS.Timeout;

@@ -6,7 +6,7 @@
  */
 import type { Bus, BusListener, BusMessage } from '../../ports/bus.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { type RedisClient, withDeadline } from './connection.ts';
+import type { RedisCall, RedisClient } from './connection.ts';
 import { channelName } from './keys.ts';
 
 export class RedisBus implements Bus {
@@ -14,7 +14,7 @@ export class RedisBus implements Bus {
   private readonly reconnectListeners: (() => void)[] = [];
   private lostConnection = false;
 
-  constructor(private readonly publisher: RedisClient, private readonly subscriber: RedisClient, private readonly log: Logger) {
+  constructor(private readonly publisher: RedisClient, private readonly subscriber: RedisClient, private readonly log: Logger, private readonly call: RedisCall) {
     subscriber.on('error', () => (this.lostConnection = true));
     subscriber.on('ready', () => {
       if (!this.lostConnection) return;
@@ -34,18 +34,18 @@ export class RedisBus implements Bus {
       }
     };
     this.listeners.set(channel, raw);
-    await withDeadline(this.subscriber.sSubscribe(channelName(channel), raw));
+    await this.call(this.subscriber.sSubscribe(channelName(channel), raw));
   }
 
   async unsubscribe(channel: string): Promise<void> {
     const raw = this.listeners.get(channel);
     if (!raw) return;
     this.listeners.delete(channel);
-    if (this.subscriber.isReady) await withDeadline(this.subscriber.sUnsubscribe(channelName(channel), raw));
+    if (this.subscriber.isReady) await this.call(this.subscriber.sUnsubscribe(channelName(channel), raw));
   }
 
   async publish(channel: string, message: BusMessage): Promise<void> {
-    await withDeadline(this.publisher.sPublish(channelName(channel), JSON.stringify(message)));
+    await this.call(this.publisher.sPublish(channelName(channel), JSON.stringify(message)));
   }
 
   healthy(): boolean {

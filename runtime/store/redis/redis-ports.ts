@@ -7,7 +7,8 @@ import type { TetherConfig } from '../../config.ts';
 import { systemClock } from '../../ports/clock.ts';
 import type { TetherPorts } from '../../server/ports.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { createRedisClient } from './connection.ts';
+import type { Metrics } from '../../telemetry/metrics.ts';
+import { createRedisClient, timedCalls } from './connection.ts';
 import { RedisBus } from './redis-bus.ts';
 import { RedisPresence } from './redis-presence.ts';
 import { RedisRateLimiter } from './redis-rate-limiter.ts';
@@ -17,16 +18,17 @@ import { RedisSessionStore } from './redis-session-store.ts';
  * Connects to Redis. Resolves at once even if Redis is down: the instance then reports not ready
  * and comes up by itself when Redis does.
  */
-export function redisPorts(config: TetherConfig & { redisUrl: string }, log: Logger): TetherPorts {
+export function redisPorts(config: TetherConfig & { redisUrl: string }, log: Logger, metrics?: Pick<Metrics, 'redisCall'>): TetherPorts {
+  const call = timedCalls((seconds) => metrics?.redisCall(seconds));
   const commands = createRedisClient(config.redisUrl, log, 'commands');
   const subscriber = createRedisClient(config.redisUrl, log, 'pubsub');
   commands.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis connect failed; retrying'));
   subscriber.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis pubsub connect failed; retrying'));
-  const store = new RedisSessionStore(commands, config);
-  const presence = new RedisPresence(commands, config.instanceId, config.heartbeatMs);
+  const store = new RedisSessionStore(commands, config, call);
+  const presence = new RedisPresence(commands, config.instanceId, config.heartbeatMs, call);
   commands.on('ready', () => void presence.alive().catch(() => {}));
-  const bus = new RedisBus(commands, subscriber, log);
-  const limiter = new RedisRateLimiter(commands);
+  const bus = new RedisBus(commands, subscriber, log, call);
+  const limiter = new RedisRateLimiter(commands, call);
   return {
     store,
     bus,

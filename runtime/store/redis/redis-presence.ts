@@ -4,7 +4,7 @@
  * instance's heartbeat, so members of a killed instance vanish once its heartbeat runs out.
  */
 import type { Presence } from '../../ports/presence.ts';
-import { type RedisClient, withDeadline } from './connection.ts';
+import type { RedisCall, RedisClient } from './connection.ts';
 import { instancesKey, roomKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
 
@@ -15,26 +15,26 @@ export class RedisPresence implements Presence {
    * @param heartbeatMs - how often this instance says it is alive; it counts as dead two intervals
    *   after the last time it did
    */
-  constructor(private readonly client: RedisClient, private readonly instanceId: string, private readonly heartbeatMs: number) {
+  constructor(private readonly client: RedisClient, private readonly instanceId: string, private readonly heartbeatMs: number, private readonly call: RedisCall) {
     this.heartbeat = setInterval(() => void this.alive().catch(() => {}), heartbeatMs);
     this.heartbeat.unref();
   }
 
   /** Says this instance is alive; called at start and then every heartbeat. */
   async alive(): Promise<void> {
-    await withDeadline(runScript(this.client, 'instance-alive', [instancesKey], [this.instanceId, 2 * this.heartbeatMs]));
+    await this.call(runScript(this.client, 'instance-alive', [instancesKey], [this.instanceId, 2 * this.heartbeatMs]));
   }
 
   async add(room: string, sessionId: string, userId: string, instanceId: string, epoch: number): Promise<void> {
-    await withDeadline(runScript(this.client, 'presence-add', [roomKeys(room).presence], [sessionId, epoch, instanceId, userId]));
+    await this.call(runScript(this.client, 'presence-add', [roomKeys(room).presence], [sessionId, epoch, instanceId, userId]));
   }
 
   async remove(room: string, sessionId: string, epoch: number): Promise<void> {
-    await withDeadline(runScript(this.client, 'presence-remove', [roomKeys(room).presence], [sessionId, epoch]));
+    await this.call(runScript(this.client, 'presence-remove', [roomKeys(room).presence], [sessionId, epoch]));
   }
 
   async list(room: string): Promise<string[]> {
-    return (await withDeadline(runScript(this.client, 'presence-list', [roomKeys(room).presence, instancesKey], []))) as string[];
+    return (await this.call(runScript(this.client, 'presence-list', [roomKeys(room).presence, instancesKey], []))) as string[];
   }
 
   async close(): Promise<void> {

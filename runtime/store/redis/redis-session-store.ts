@@ -9,7 +9,7 @@ import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../p
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { compareOffsets, newRoomEpoch, offsetFollows, parseOffset } from '../offsets.ts';
-import { type RedisClient, withDeadline } from './connection.ts';
+import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
 
@@ -19,7 +19,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly owned = new Map<string, number>();
   private readonly keepalive: NodeJS.Timeout;
 
-  constructor(private readonly client: RedisClient, private readonly limits: StoreLimits) {
+  constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {
     // Refresh well before the TTL runs out; a dead owner stops refreshing and its sessions expire.
     const every = Math.max(100, Math.min(KEEPALIVE_MAX_MS, (limits.sessionTtlS * 1000) / 3));
     this.keepalive = setInterval(() => void this.refreshOwned(), every);
@@ -28,7 +28,7 @@ export class RedisSessionStore implements SessionStore {
 
   async create(session: NewSession): Promise<Claim> {
     const keys = sessionKeys(session.id);
-    await withDeadline(
+    await this.call(
       this.client
         .multi()
         .hSet(keys.session, { tok: session.tokenHash, uid: session.userId, st: JSON.stringify(session.state ?? null), rooms: '{}', ep: 1, seq: 0 })
@@ -40,14 +40,14 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async load(sessionId: string): Promise<SessionRecord | null> {
-    const f = await withDeadline(this.client.hGetAll(sessionKeys(sessionId).session));
+    const f = await this.call(this.client.hGetAll(sessionKeys(sessionId).session));
     if (!f.ep) return null;
     return { id: sessionId, tokenHash: f.tok ?? '', userId: f.uid ?? '', state: JSON.parse(f.st ?? 'null'), rooms: JSON.parse(f.rooms ?? '{}'), epoch: Number(f.ep), lastSeq: Number(f.seq ?? 0) };
   }
 
   async claim(sessionId: string, _instanceId: string): Promise<Claim | null> {
     const k = sessionKeys(sessionId);
-    const reply = (await withDeadline(runScript(this.client, 'claim', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
+    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
     if (!reply) return null;
     const [epoch, tok, uid, st, rooms, seq, ...recent] = reply as [number, string, string, string, string, number, ...string[]];
     this.owned.set(sessionId, epoch);
@@ -61,16 +61,16 @@ export class RedisSessionStore implements SessionStore {
   async release(sessionId: string, epoch: number): Promise<void> {
     if (this.owned.get(sessionId) === epoch) this.owned.delete(sessionId);
     const k = sessionKeys(sessionId);
-    await withDeadline(runScript(this.client, 'release', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [epoch, this.ttlMs]));
+    await this.call(runScript(this.client, 'release', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [epoch, this.ttlMs]));
   }
 
   async exists(sessionId: string): Promise<boolean> {
-    return (await withDeadline(this.client.exists(sessionKeys(sessionId).session))) === 1;
+    return (await this.call(this.client.exists(sessionKeys(sessionId).session))) === 1;
   }
 
   async recalled(sessionId: string, requestId: string): Promise<StoredResponse | null> {
     const k = sessionKeys(sessionId);
-    const json = (await withDeadline(runScript(this.client, 'recall', [k.dedupe, k.dedupeOrder], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
+    const json = (await this.call(runScript(this.client, 'recall', [k.dedupe, k.dedupeOrder], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
     return json ? (JSON.parse(json) as StoredResponse) : null;
   }
 
@@ -109,7 +109,7 @@ export class RedisSessionStore implements SessionStore {
       args.push(room);
     }
     for (const room of input.leaves) args.push(room);
-    const reply = (await withDeadline(runScript(this.client, 'commit', keys, args))) as unknown[];
+    const reply = (await this.call(runScript(this.client, 'commit', keys, args))) as unknown[];
     const status = reply[0] as string;
     if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
     const responseJson = reply[1] as string;
@@ -129,7 +129,7 @@ export class RedisSessionStore implements SessionStore {
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {
     const k = sessionKeys(sessionId);
-    const reply = (await withDeadline(runScript(this.client, 'read-outbox', [k.session, k.outbox], [afterSeq]))) as unknown[];
+    const reply = (await this.call(runScript(this.client, 'read-outbox', [k.session, k.outbox], [afterSeq]))) as unknown[];
     const messages: DirectMessage[] = [];
     for (let i = 1; i < reply.length; i += 3) messages.push({ to: sessionId, seq: reply[i] as number, route: reply[i + 1] as string, data: JSON.parse(reply[i + 2] as string) });
     return { gap: reply[0] === 1, messages };
@@ -137,14 +137,14 @@ export class RedisSessionStore implements SessionStore {
 
   async ack(sessionId: string, seq: number, epoch: number): Promise<void> {
     const k = sessionKeys(sessionId);
-    await withDeadline(runScript(this.client, 'ack', [k.session, k.outbox], [epoch, seq]));
+    await this.call(runScript(this.client, 'ack', [k.session, k.outbox], [epoch, seq]));
   }
 
   async readRoom(room: string, after: string): Promise<Replay<RoomMessage>> {
     const parsed = parseOffset(after);
     if (!parsed) return { gap: true, messages: [] };
     const r = roomKeys(room);
-    const reply = (await withDeadline(runScript(this.client, 'read-room', [r.meta, r.stream], [parsed.epoch, parsed.n]))) as unknown[];
+    const reply = (await this.call(runScript(this.client, 'read-room', [r.meta, r.stream], [parsed.epoch, parsed.n]))) as unknown[];
     const epoch = reply[1] as string;
     const messages: RoomMessage[] = [];
     for (let i = 2; i < reply.length; i += 3) messages.push({ room, off: `${epoch}:${reply[i]}`, route: reply[i + 1] as string, data: JSON.parse(reply[i + 2] as string) });
@@ -160,7 +160,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async ping(): Promise<void> {
-    await withDeadline(this.client.ping(), 1000);
+    await this.call(this.client.ping(), 1000);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,123 @@
+/**
+ * @module telemetry/otel-metrics
+ * Metrics through the OpenTelemetry SDK, exported in Prometheus text on the main port's `/metrics`
+ * (the exporter's own server is not started). The resource carries `service.instance.id` =
+ * INSTANCE_ID, which the exporter turns into `target_info`.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { RateScope } from '../ports/rate-limiter.ts';
+import type { Metrics, SessionOutcome } from './metrics.ts';
+
+/** Sub-millisecond to seconds: WebSocket round trips live at the low end, stalls at the high end. */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class OtelMetrics implements Metrics {
+  private readonly provider: MeterProvider;
+  private readonly exporter: PrometheusExporter;
+  // No otel_scope_name label: one scope, and PromQL stays short.
+  private readonly serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private connections = 0;
+  private ready = 0;
+  private readonly received: Counter;
+  private readonly sent: Counter;
+  private readonly limited: Counter;
+  private readonly sessions: Counter;
+  private readonly http: Counter;
+  private readonly replays: Counter;
+  private readonly handler: Histogram;
+  private readonly redis: Histogram;
+  private readonly delivery: Histogram;
+  /** Attribute objects are reused: the SDK hashes them per call, allocation is the cost we avoid. */
+  private readonly routeAttrs = new Map<string, Attributes>();
+
+  constructor(instanceId: string, private readonly knownRoute: (route: string) => boolean) {
+    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({
+      resource: resourceFromAttributes({ 'service.name': 'tether', 'service.instance.id': instanceId }),
+      readers: [this.exporter],
+    });
+    const meter = this.provider.getMeter('tether');
+    const histogram = (name: string, description: string) =>
+      meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
+
+    meter.createObservableGauge('tether_connections', { description: 'Open WebSocket connections, before hello too' }).addCallback((r) => r.observe(this.connections));
+    meter.createObservableGauge('tether_ready', { description: '1 when /ready says ready, else 0' }).addCallback((r) => r.observe(this.ready));
+    this.loopDelay.enable();
+    meter.createObservableGauge('tether_event_loop_lag_seconds', { description: 'Event-loop delay (p99 over the last scrape interval)', unit: 's' }).addCallback((r) => {
+      r.observe(this.loopDelay.percentile(99) / 1e9);
+      this.loopDelay.reset();
+    });
+    this.received = meter.createCounter('tether_messages_received_total', { description: 'req frames received, by route' });
+    this.sent = meter.createCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' });
+    this.limited = meter.createCounter('tether_rate_limited_total', { description: 'Refusals by rate-limit scope' });
+    this.sessions = meter.createCounter('tether_sessions_total', { description: 'hello outcomes' });
+    this.http = meter.createCounter('tether_http_requests_total', { description: 'HTTP requests by path and status' });
+    this.replays = meter.createCounter('tether_replayed_messages_total', { description: 'Messages replayed on resume, by kind (direct, room)' });
+    this.handler = histogram('tether_handler_duration_seconds', 'From a req decoded to its res sent');
+    this.redis = histogram('tether_redis_command_duration_seconds', 'Redis calls, as the instance waits for them');
+    this.delivery = histogram('tether_delivery_latency_seconds', 'From the commit that published a message to its delivery on a socket');
+  }
+
+  connectionOpened(): void {
+    this.connections++;
+  }
+  connectionClosed(): void {
+    this.connections--;
+  }
+  setReady(ready: boolean): void {
+    this.ready = ready ? 1 : 0;
+  }
+  messageReceived(route: string): void {
+    this.received.add(1, this.route(route));
+  }
+  messageSent(kind: 'res' | 'msg'): void {
+    this.sent.add(1, kind === 'res' ? RES : MSG);
+  }
+  rateLimited(scope: RateScope): void {
+    this.limited.add(1, { scope });
+  }
+  session(outcome: SessionOutcome): void {
+    this.sessions.add(1, { outcome });
+  }
+  httpRequest(path: string, status: number): void {
+    this.http.add(1, { path, status: String(status) });
+  }
+  handlerDuration(route: string, seconds: number): void {
+    this.handler.record(seconds, this.route(route));
+  }
+  replayed(kind: 'direct' | 'room', count: number): void {
+    if (count > 0) this.replays.add(count, { kind });
+  }
+  redisCall(seconds: number): void {
+    this.redis.record(seconds);
+  }
+  delivered(seconds: number): void {
+    this.delivery.record(Math.max(0, seconds));
+  }
+
+  async render(): Promise<string> {
+    const { resourceMetrics } = await this.exporter.collect();
+    return this.serializer.serialize(resourceMetrics);
+  }
+
+  async close(): Promise<void> {
+    this.loopDelay.disable();
+    await this.provider.shutdown();
+  }
+
+  /** Bounded label values: an undeclared route is `unknown`, so clients cannot grow cardinality. */
+  private route(route: string): Attributes {
+    const label = this.knownRoute(route) ? route : 'unknown';
+    let attrs = this.routeAttrs.get(label);
+    if (!attrs) this.routeAttrs.set(label, (attrs = { route: label }));
+    return attrs;
+  }
+}
+
+const RES: Attributes = { kind: 'res' };
+const MSG: Attributes = { kind: 'msg' };

@@ -52,6 +52,13 @@ export class OtelMetrics implements Metrics {
       r.observe(this.loopDelay.percentile(99) / 1e9);
       this.loopDelay.reset();
     });
+    // The standard process metric names, so existing dashboards and alerts work unchanged.
+    meter.createObservableCounter('process_cpu_seconds_total', { description: 'User and system CPU time spent', unit: 's' }).addCallback((r) => {
+      const { user, system } = process.cpuUsage();
+      r.observe((user + system) / 1e6);
+    });
+    meter.createObservableGauge('process_resident_memory_bytes', { description: 'Resident set size', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage.rss()));
+    meter.createObservableGauge('nodejs_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage().heapUsed));
     this.received = meter.createCounter('tether_messages_received_total', { description: 'req frames received, by route' });
     this.sent = meter.createCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' });
     this.limited = meter.createCounter('tether_rate_limited_total', { description: 'Refusals by rate-limit scope' });

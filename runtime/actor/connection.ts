@@ -11,7 +11,10 @@ import { CloseCodes, wireError } from '../errors.ts';
 import type { Bus } from '../ports/bus.ts';
 import { channels } from '../ports/bus.ts';
 import type { DirectMessage, RoomMessage } from '../ports/messages.ts';
-import { runPipeline } from '../pipeline/compose.ts';
+import { DECIDE, runStages } from '../pipeline/compose.ts';
+import { unavailable } from '../pipeline/stages/answers.ts';
+import { commit } from '../pipeline/stages/commit.ts';
+import { rateLimit } from '../pipeline/stages/rate-limit.ts';
 import { partitionEffects } from '../pipeline/stages/effects.ts';
 import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
 import { decodeFrame } from '../protocol/decode.ts';
@@ -30,9 +33,10 @@ export interface ConnectionDeps extends PipelineDeps {
 }
 
 type Phase = 'hello' | 'opening' | 'open' | 'closed';
-type Job = { kind: 'req'; frame: ReqFrame; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
+type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
 
 const EMPTY_READS = Object.freeze({}) as Record<string, never>;
+const INTERNAL: Answer = { kind: 'res', response: { ok: false, error: wireError('internal', 'internal error') } };
 
 export class Connection implements Routable {
   private phase: Phase = 'hello';
@@ -41,6 +45,10 @@ export class Connection implements Routable {
   private readonly roomFeeds = new Map<string, OrderedFeed<RoomMessage, string>>();
   private readonly mailbox: Job[] = [];
   private running = false;
+  /** Settles once every request decided so far has been answered. */
+  private answered: Promise<void> = Promise.resolve();
+  private commitsInFlight = 0;
+  private reloadNeeded = false;
   private reading = true;
   private strikes = 0;
   private helloTimer: NodeJS.Timeout | null;
@@ -98,11 +106,18 @@ export class Connection implements Routable {
           this.closeWith('tryAgainLater', 'store unavailable');
         });
         return;
-      case 'req':
+      case 'req': {
         if (this.phase === 'hello') return this.badFrame('req before hello');
-        this.mailbox.push({ kind: 'req', frame, receivedAt: performance.now() });
+        const req: PipelineRequest = { frame, session: this.session!, ip: this.ip };
+        // The limiter does not depend on state: ask it now, so its round trip overlaps earlier
+        // requests. Not for an id that may be a re-send (dedupe answers those without tokens).
+        if (this.session && !this.session.recorded.has(frame.id) && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
+          req.prefetchedLimit = Promise.resolve(rateLimit(req, this.deps));
+        }
+        this.mailbox.push({ kind: 'req', req, receivedAt: performance.now() });
         this.runMailbox();
         return;
+      }
       case 'ack':
         if (this.phase === 'hello') return this.badFrame('ack before hello');
         if (this.session) this.deps.store.ack(this.session.id, frame.seq, this.session.epoch).catch(() => {});
@@ -274,7 +289,14 @@ export class Connection implements Routable {
     });
   }
 
-  // ---- the mailbox: one request at a time, in arrival order ----
+  // ---- the mailbox: requests decided one at a time, in arrival order ----
+  //
+  // Request N+1 is decided (its handler run) on the state request N left, as soon as N's handler
+  // has run: N's commit need not have come back. Commits go out in order on one Redis connection,
+  // so the ones that happen are always a prefix; each `res` still waits for its own commit, and
+  // answers leave in order. A join or leave is a barrier (later handlers must see the new rooms),
+  // a re-sent id waits for the commits in flight, and a commit whose outcome is unknown makes the
+  // actor reload the session from the store before it decides anything else.
 
   private runMailbox(): void {
     if (this.running || this.phase !== 'open') return;
@@ -286,9 +308,13 @@ export class Connection implements Routable {
     try {
       while (this.mailbox.length > 0 && this.phase === 'open') {
         const job = this.mailbox.shift()!;
-        if (job.kind === 'req') await this.processRequest(job.frame, job.receivedAt);
-        else await this.processHook(job.hook);
+        if (job.kind === 'req') await this.decide(job.req, job.receivedAt);
+        else {
+          await this.answered;
+          await this.processHook(job.hook);
+        }
       }
+      await this.answered;
     } catch (err) {
       this.deps.log.error({ err }, 'mailbox failed');
     } finally {
@@ -298,21 +324,55 @@ export class Connection implements Routable {
     }
   }
 
-  private async processRequest(frame: ReqFrame, receivedAt: number): Promise<void> {
+  /** Runs the deciding stages; returns once the next request may be decided. */
+  private async decide(req: PipelineRequest, receivedAt: number): Promise<void> {
     const { deps } = this;
     const session = this.session!;
-    deps.metrics.messageReceived(frame.route);
-    const req: PipelineRequest = { frame, session, ip: this.ip };
-    let answer: Answer;
+    req.session = session; // a request that arrived during hello had no session yet
+    deps.metrics.messageReceived(req.frame.route);
+    if (this.commitsInFlight > 0 && session.recorded.has(req.frame.id)) await this.answered;
+    if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, Promise.resolve(unavailable()));
+    let answer: Answer | undefined;
     try {
-      answer = await runPipeline(req, deps);
+      answer = await runStages(req, deps, DECIDE);
     } catch (err) {
-      deps.log.error({ err, route: frame.route }, 'pipeline threw');
-      answer = { kind: 'res', response: { ok: false, error: wireError('internal', 'internal error') } };
+      deps.log.error({ err, route: req.frame.route }, 'pipeline threw');
+      answer = INTERNAL;
     }
+    if (answer) return this.answerInOrder(req, receivedAt, Promise.resolve(answer));
+    // The next request builds on this one's outcome at once.
+    if (!req.rejected && req.result?.state !== undefined) session.state = req.result.state;
+    this.commitsInFlight++;
+    const committed = Promise.resolve(commit(req, deps))
+      .then((a) => a ?? INTERNAL)
+      .catch((err: unknown) => {
+        deps.log.error({ err }, 'commit stage threw');
+        return INTERNAL;
+      })
+      .finally(() => this.commitsInFlight--);
+    const done = this.answerInOrder(req, receivedAt, committed);
+    const effects = req.result?.effects;
+    if (effects?.some((e) => e.type === 'join' || e.type === 'leave' || e.type === 'close')) await done;
+  }
+
+  /** Sends the answer of `req` once every earlier request has been answered. */
+  private answerInOrder(req: PipelineRequest, receivedAt: number, answer: Promise<Answer>): Promise<void> {
+    const previous = this.answered;
+    this.answered = (async () => {
+      const a = await answer;
+      await previous;
+      await this.finish(req, a, receivedAt);
+    })().catch((err: unknown) => this.deps.log.error({ err }, 'answering failed'));
+    return this.answered;
+  }
+
+  private async finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> {
+    const { deps } = this;
+    const { frame } = req;
+    if (req.outcomeUnknown) this.reloadNeeded = true;
     if (this.isClosed()) return;
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
-    if (answer.commit) await this.applyCommit(answer.commit, req);
+    if (answer.commit) await this.applyCommit(answer.commit);
     if (this.isClosed()) return;
     const r = answer.response;
     this.sendText(r.ok ? encodeOk(frame.id, r.data) : encodeFail(frame.id, r.error));
@@ -323,6 +383,24 @@ export class Connection implements Routable {
     else this.strikes = 0;
     if (answer.commit) this.deliver(answer.commit);
     if (answer.close) this.closeApp(answer.close);
+  }
+
+  /**
+   * After a commit whose outcome is unknown, the cached state may be ahead of or behind the store:
+   * take the store's. Waits for every commit in flight first, so it reads their outcome too.
+   */
+  private async reload(): Promise<boolean> {
+    await this.answered;
+    const session = this.session!;
+    try {
+      const record = await this.deps.store.load(session.id);
+      if (!record) return false;
+      session.state = record.state;
+      this.reloadNeeded = false;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** A `close` effect of the app. */
@@ -350,11 +428,13 @@ export class Connection implements Routable {
       const { joins, leaves, sends, broadcasts } = effects;
       const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins, leaves, sends, broadcasts });
       if (!outcome.ok) return;
-      await this.applyCommit(outcome, { result: result ?? {} });
+      if (result?.state !== undefined) session.state = result.state;
+      await this.applyCommit(outcome);
       this.deliver(outcome);
       if (effects.close) this.closeApp(effects.close);
     } catch (err) {
       this.deps.log.warn({ err }, 'hook commit failed');
+      this.reloadNeeded = true;
     }
   }
 
@@ -372,16 +452,18 @@ export class Connection implements Routable {
   }
 
   /**
-   * Takes on the committed state and memberships. A join is complete (and its `res` may go) once
-   * this instance hears the room: every message committed after the join will reach the member.
+   * Takes on the committed memberships (the state moved on when the request was decided). A join
+   * is complete, and its `res` may go, once this instance hears the room: every message committed
+   * after the join will then reach the member.
    */
-  private async applyCommit(commit: CommittedResult, req: Pick<PipelineRequest, 'result' | 'rejected'>): Promise<void> {
+  private async applyCommit(commit: CommittedResult): Promise<void> {
     const session = this.session!;
-    if (!req.rejected && req.result?.state !== undefined) session.state = req.result.state;
+    if (!commit.rooms) return;
     const before = session.rooms;
-    session.rooms = commit.rooms;
-    const joined = Object.keys(commit.rooms).filter((room) => !(room in before));
-    const left = Object.keys(before).filter((room) => !(room in commit.rooms));
+    const after = commit.rooms;
+    session.rooms = after;
+    const joined = Object.keys(after).filter((room) => !(room in before));
+    const left = Object.keys(before).filter((room) => !(room in after));
     for (const room of left) {
       this.roomFeeds.get(room)?.close();
       this.roomFeeds.delete(room);
@@ -393,7 +475,7 @@ export class Connection implements Routable {
         const feed = this.roomFeed(room);
         this.roomFeeds.set(room, feed);
         await this.deps.router.joinRoom(room, this);
-        feed.start(commit.rooms[room]!);
+        feed.start(after[room]!);
         await this.deps.presence.add(room, session.id, session.userId, this.deps.config.instanceId, session.epoch);
       }),
     );

@@ -13,21 +13,32 @@ import { validate } from './stages/validate.ts';
 import type { Answer, PipelineDeps, PipelineRequest, Stage } from './types.ts';
 
 /**
- * The request pipeline. Dedupe comes first, before the route and the schema: a re-sent id gets its
- * recorded `res` even when the new frame's body differs, and spends no tokens.
+ * The stages that decide a request, up to and including its handler. Dedupe comes first, before the
+ * route and the schema: a re-sent id gets its recorded `res` even when the new frame's body
+ * differs, and spends no tokens.
  */
-export const STAGES: readonly Stage[] = [dedupe, findRoute, validate, rateLimit, performReads, handle, commit];
+export const DECIDE: readonly Stage[] = [dedupe, findRoute, validate, rateLimit, performReads, handle];
+
+/** The whole pipeline: decide, then commit. */
+export const STAGES: readonly Stage[] = [...DECIDE, commit];
 
 /**
- * Runs one request through the stages.
- * @returns the answer of the first stage that gives one
+ * Runs a request through `stages` until one answers.
+ * @returns that answer, or undefined when every stage let the request go on
  */
-export async function runPipeline(req: PipelineRequest, deps: PipelineDeps, stages: readonly Stage[] = STAGES): Promise<Answer> {
+export async function runStages(req: PipelineRequest, deps: PipelineDeps, stages: readonly Stage[]): Promise<Answer | undefined> {
   for (const stage of stages) {
     let answer = stage(req, deps);
     if (answer instanceof Promise) answer = await answer;
     if (answer) return answer;
   }
+  return undefined;
+}
+
+/** Runs one request through the whole pipeline. */
+export async function runPipeline(req: PipelineRequest, deps: PipelineDeps): Promise<Answer> {
+  const answer = await runStages(req, deps, STAGES);
+  if (answer) return answer;
   deps.log.error({ route: req.frame.route }, 'pipeline ended without an answer');
   return { kind: 'res', response: { ok: false, error: wireError('internal', 'internal error') } };
 }

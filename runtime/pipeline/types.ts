@@ -39,6 +39,10 @@ export interface PipelineRequest {
   result?: HandlerResult<unknown>;
   /** Set when the handler rejected the request on purpose: recorded like a success. */
   rejected?: WireError;
+  /** Set when the commit failed without saying whether it happened (timeout, lost connection). */
+  outcomeUnknown?: boolean;
+  /** The rate-limit decision, started as soon as the frame arrived (it does not depend on state). */
+  prefetchedLimit?: Promise<Answer | undefined>;
 }
 
 export type CommittedResult = Extract<CommitResult, { ok: true }>;

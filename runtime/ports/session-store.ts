@@ -63,8 +63,8 @@ export type CommitResult =
       response?: StoredResponse;
       sent: DirectMessage[];
       broadcast: RoomMessage[];
-      /** Rooms after the commit. */
-      rooms: Record<string, string>;
+      /** Rooms after the commit; absent when the commit changed no membership. */
+      rooms?: Record<string, string>;
     }
   | { ok: false; reason: 'stale_epoch' | 'no_session' };
 

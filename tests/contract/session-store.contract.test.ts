@@ -112,7 +112,7 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     await commit(b.id, b.epoch, { joins: [room] });
     const sent = await commit(b.id, b.epoch, { broadcasts: [{ room, route: 'm', data: 1 }] });
     const joined = await commit(a.id, a.epoch, { joins: [room] });
-    expect(joined.ok && joined.rooms[room]).toBe(sent.ok && sent.broadcast[0]!.off);
+    expect(joined.ok && joined.rooms![room]).toBe(sent.ok && sent.broadcast[0]!.off);
     expect((await store.load(a.id))!.rooms).toEqual({ [room]: sent.ok && sent.broadcast[0]!.off });
     const left = await commit(a.id, a.epoch, { leaves: [room] });
     expect(left.ok && left.rooms).toEqual({});
@@ -122,7 +122,7 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     const room = `room-${randomUUID()}`;
     const a = await newSession();
     const joined = await commit(a.id, a.epoch, { joins: [room] });
-    const start = joined.ok ? joined.rooms[room]! : '';
+    const start = joined.ok ? joined.rooms![room]! : '';
     const offs: string[] = [];
     for (let i = 1; i <= 3; i++) {
       const r = await commit(a.id, a.epoch, { broadcasts: [{ room, route: 'm', data: i }] });
@@ -142,11 +142,33 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     const a = await newSession();
     const joined = await commit(a.id, a.epoch, { joins: [room] });
     for (let i = 1; i <= 5; i++) await commit(a.id, a.epoch, { broadcasts: [{ room, route: 'm', data: i }] });
-    const trimmed = await store.readRoom(room, joined.ok ? joined.rooms[room]! : '');
+    const trimmed = await store.readRoom(room, joined.ok ? joined.rooms![room]! : '');
     expect(trimmed.gap).toBe(true);
     expect(trimmed.messages.map((m) => m.data)).toEqual([3, 4, 5]);
     expect(await store.readRoom(room, 'garbage')).toEqual({ gap: true, messages: [] });
     expect(store.compareOffsets('garbage', 'x:1')).toBeNull();
+  });
+
+  it('reports rooms only when the commit changed a membership', async () => {
+    const a = await newSession();
+    const plain = await commit(a.id, a.epoch, { state: { count: 1 } });
+    expect(plain.ok && plain.rooms).toBeUndefined();
+    const room = `room-${randomUUID()}`;
+    const joined = await commit(a.id, a.epoch, { joins: [room] });
+    expect(joined.ok && Object.keys(joined.rooms!)).toEqual([room]);
+  });
+
+  it('commits requests issued together each on its own, fencing each by its own epoch', async () => {
+    const a = await newSession();
+    const b = await newSession();
+    await store.claim(b.id, 'i2');
+    const [ra, rb] = await Promise.all([
+      commit(a.id, a.epoch, { requestId: 'x', state: { count: 5 }, response: { ok: true, reply: 5 } }),
+      commit(b.id, b.epoch, { requestId: 'x', state: { count: 6 }, response: { ok: true, reply: 6 } }),
+    ]);
+    expect(ra).toMatchObject({ ok: true, response: { ok: true, data: 5 } });
+    expect(rb).toEqual({ ok: false, reason: 'stale_epoch' });
+    expect((await store.load(b.id))!.state).toEqual({ count: 0 });
   });
 
   it('resolves an afterCommit reply with the offsets and seqs the commit assigned', async () => {

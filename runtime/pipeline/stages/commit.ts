@@ -48,6 +48,7 @@ export const commit: Stage = async (req, deps) => {
     outcome = await deps.store.commit(input);
   } catch (err) {
     deps.log.warn({ err }, 'commit failed');
+    req.outcomeUnknown = true;
     return unavailable();
   }
   if (!outcome.ok) {

@@ -7,6 +7,7 @@ import type { Stage } from '../types.ts';
 import { failWith, unavailable } from './answers.ts';
 
 export const rateLimit: Stage = async (req, deps) => {
+  if (req.prefetchedLimit) return req.prefetchedLimit;
   const checks: RateCheck[] = [];
   const { rlUser, rlIp } = deps.config;
   if (rlUser.rate > 0) checks.push({ scope: 'user', key: req.session.userId, limit: rlUser });

@@ -129,7 +129,9 @@ export class MemorySessionStore implements SessionStore {
         : { ok: false, error: input.response.error };
       if (input.requestId !== undefined) this.remember(s, input.requestId, response, now);
     }
-    return { ok: true, response, sent, broadcast, rooms: { ...record.rooms } };
+    const result: CommitResult = { ok: true, response, sent, broadcast };
+    if (input.joins.length + input.leaves.length > 0) result.rooms = { ...record.rooms };
+    return result;
   }
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {

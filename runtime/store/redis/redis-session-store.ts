@@ -17,6 +17,7 @@ const KEEPALIVE_MAX_MS = 60_000;
 
 export class RedisSessionStore implements SessionStore {
   private readonly owned = new Map<string, number>();
+  private batch: { input: CommitInput; resolve(result: CommitResult): void; reject(err: unknown): void }[] = [];
   private readonly keepalive: NodeJS.Timeout;
 
   constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {
@@ -74,57 +75,41 @@ export class RedisSessionStore implements SessionStore {
     return json ? (JSON.parse(json) as StoredResponse) : null;
   }
 
-  async commit(input: CommitInput): Promise<CommitResult> {
-    const k = sessionKeys(input.sessionId);
-    const keys = [k.session, k.dedupe, k.dedupeOrder, k.outbox];
+  /**
+   * Group commit: commits issued in the same turn of the event loop go to Redis as one script
+   * call, each still atomic and fenced on its own.
+   */
+  commit(input: CommitInput): Promise<CommitResult> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ input, resolve, reject });
+      if (this.batch.length === 1) process.nextTick(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.batch;
+    this.batch = [];
+    const keys: string[] = [];
     const args: (string | number)[] = [
-      input.epoch,
-      input.requestId ?? '',
-      input.state === undefined ? '' : JSON.stringify(input.state),
-      input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : '',
       this.ttlMs,
       this.limits.dedupeMax,
       this.limits.dedupeTtlS * 1000,
       this.limits.outboxMax,
       this.limits.roomHistoryMax,
       this.limits.roomTtlS * 1000,
-      newRoomEpoch(Date.now(), randomBytes(3).toString('hex')),
-      input.sends.length,
-      input.broadcasts.length,
-      input.joins.length,
-      input.leaves.length,
+      // only a batch that may create a room history needs a fresh epoch for it
+      batch.some(({ input }) => input.broadcasts.length + input.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '',
+      batch.length,
     ];
-    for (const s of input.sends) {
-      const t = sessionKeys(s.to);
-      keys.push(t.session, t.outbox);
-      args.push(s.to, s.route, JSON.stringify(s.data ?? null));
+    for (const { input } of batch) appendCommit(input, keys, args);
+    let replies: unknown[][];
+    try {
+      replies = (await this.call(runScript(this.client, 'commit', keys, args))) as unknown[][];
+    } catch (err) {
+      for (const entry of batch) entry.reject(err);
+      return;
     }
-    for (const b of input.broadcasts) {
-      const r = roomKeys(b.room);
-      keys.push(r.meta, r.stream);
-      args.push(b.room, b.route, JSON.stringify(b.data ?? null));
-    }
-    for (const room of input.joins) {
-      keys.push(roomKeys(room).meta);
-      args.push(room);
-    }
-    for (const room of input.leaves) args.push(room);
-    const reply = (await this.call(runScript(this.client, 'commit', keys, args))) as unknown[];
-    const status = reply[0] as string;
-    if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
-    const responseJson = reply[1] as string;
-    const rooms = JSON.parse(reply[2] as string) as Record<string, string>;
-    const nSeqs = reply[3] as number;
-    const seqs = reply.slice(4, 4 + nSeqs) as number[];
-    const offs = reply.slice(4 + nSeqs) as string[];
-    const sent: DirectMessage[] = [];
-    input.sends.forEach((s, i) => {
-      if (seqs[i]! > 0) sent.push({ to: s.to, seq: seqs[i]!, route: s.route, data: s.data ?? null });
-    });
-    const broadcast: RoomMessage[] = input.broadcasts.map((b, i) => ({ room: b.room, off: offs[i]!, route: b.route, data: b.data ?? null }));
-    const result: CommitResult = { ok: true, sent, broadcast, rooms };
-    if (input.response) result.response = responseJson === '' ? { ok: true } : (JSON.parse(responseJson) as StoredResponse);
-    return result;
+    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, replies[i]!)));
   }
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {
@@ -180,6 +165,56 @@ export class RedisSessionStore implements SessionStore {
     }
     await multi.execAsPipeline().catch(() => {});
   }
+}
+
+/** Adds one commit's keys and arguments, in the layout commit.lua reads. */
+function appendCommit(input: CommitInput, keys: string[], args: (string | number)[]): void {
+  const k = sessionKeys(input.sessionId);
+  keys.push(k.session, k.dedupe, k.dedupeOrder);
+  args.push(
+    input.epoch,
+    input.requestId ?? '',
+    input.state === undefined ? '' : JSON.stringify(input.state),
+    input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : '',
+    input.sends.length,
+    input.broadcasts.length,
+    input.joins.length,
+    input.leaves.length,
+  );
+  for (const s of input.sends) {
+    const t = sessionKeys(s.to);
+    keys.push(t.session, t.outbox);
+    args.push(s.to, s.route, JSON.stringify(s.data ?? null));
+  }
+  for (const b of input.broadcasts) {
+    const r = roomKeys(b.room);
+    keys.push(r.meta, r.stream);
+    args.push(b.room, b.route, JSON.stringify(b.data ?? null));
+  }
+  for (const room of input.joins) {
+    keys.push(roomKeys(room).meta);
+    args.push(room);
+  }
+  for (const room of input.leaves) args.push(room);
+}
+
+/** Reads one commit's reply from commit.lua. */
+function commitResult(input: CommitInput, reply: unknown[]): CommitResult {
+  const status = reply[0] as string;
+  if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
+  const responseJson = reply[1] as string;
+  const nSeqs = reply[3] as number;
+  const seqs = reply.slice(4, 4 + nSeqs) as number[];
+  const offs = reply.slice(4 + nSeqs) as string[];
+  const sent: DirectMessage[] = [];
+  input.sends.forEach((s, i) => {
+    if (seqs[i]! > 0) sent.push({ to: s.to, seq: seqs[i]!, route: s.route, data: s.data ?? null });
+  });
+  const broadcast: RoomMessage[] = input.broadcasts.map((b, i) => ({ room: b.room, off: offs[i]!, route: b.route, data: b.data ?? null }));
+  const result: CommitResult = { ok: true, sent, broadcast };
+  if (reply[2] !== '') result.rooms = JSON.parse(reply[2] as string) as Record<string, string>;
+  if (input.response) result.response = responseJson === '' ? { ok: true } : (JSON.parse(responseJson) as StoredResponse);
+  return result;
 }
 
 /**

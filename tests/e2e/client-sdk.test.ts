@@ -9,8 +9,11 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type ConnectionState, type TetherClientOptions, type TetherEvents, TetherClient, TetherError, type WebSocketLike } from '../../client/index.ts';
+import { type ConnectionState, type TetherClientOptions, type TetherEvents, TetherClient, TetherError, type WebSocketConstructor, type WebSocketLike } from '../../client/index.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+
+/** Compile-time check: the browser's own WebSocket fits the SDK's constructor type. */
+export const browserWebSocketFits: WebSocketConstructor | undefined = (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket;
 
 interface Frame {
   t: string;

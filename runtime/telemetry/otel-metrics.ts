@@ -20,7 +20,7 @@ export class OtelMetrics implements Metrics {
   private readonly exporter: PrometheusExporter;
   // No otel_scope_name label: one scope, and PromQL stays short.
   private readonly serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private connections = 0;
   private ready = 0;
   private readonly received: Counter;
@@ -49,7 +49,8 @@ export class OtelMetrics implements Metrics {
     meter.createObservableGauge('tether_ready', { description: '1 when /ready says ready, else 0' }).addCallback((r) => r.observe(this.ready));
     this.loopDelay.enable();
     meter.createObservableGauge('tether_event_loop_lag_seconds', { description: 'Event-loop delay (p99 over the last scrape interval)', unit: 's' }).addCallback((r) => {
-      r.observe(this.loopDelay.percentile(99) / 1e9);
+      // The histogram counts the sampling period itself; subtract it so an idle loop reads 0.
+      r.observe(Math.max(0, this.loopDelay.percentile(99) / 1e9 - LOOP_RESOLUTION_MS / 1000));
       this.loopDelay.reset();
     });
     // The standard process metric names, so existing dashboards and alerts work unchanged.
@@ -126,5 +127,6 @@ export class OtelMetrics implements Metrics {
   }
 }
 
+const LOOP_RESOLUTION_MS = 10;
 const RES: Attributes = { kind: 'res' };
 const MSG: Attributes = { kind: 'msg' };

@@ -4,6 +4,8 @@
  * at a time through the pipeline, and delivers direct and room messages in order, each once.
  */
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { WebSocket as WebSocketClass } from 'ws';
 import type { WebSocket } from 'ws';
 import type { Hook } from '../app/define-app.ts';
 import type { CloseName } from '../errors.ts';
@@ -23,7 +25,7 @@ import type { HelloFrame, ReqFrame } from '../protocol/frames.ts';
 import type { LocalRouter, Routable } from '../server/local-router.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { type Opened, openSession } from './open-session.ts';
-import { OrderedFeed } from './ordered-feed.ts';
+import { DirectFeed, type FeedSink, RoomFeed } from './feeds.ts';
 import { RecentIds } from './recent-ids.ts';
 
 export interface ConnectionDeps extends PipelineDeps {
@@ -36,13 +38,23 @@ type Phase = 'hello' | 'opening' | 'open' | 'closed';
 type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
 
 const EMPTY_READS = Object.freeze({}) as Record<string, never>;
+
+function uncork(conn: Connection, socket: Socket): void {
+  conn.corked = false;
+  socket.uncork();
+}
+
+/** ws closes an oversized frame with 1009 but no reason; every close should say why. Shared, not per socket. */
+function closeWithReason(this: WebSocket, code?: number, reason?: string | Buffer): void {
+  WebSocketClass.prototype.close.call(this, code, reason ?? (code === CloseCodes.tooLarge.code ? CloseCodes.tooLarge.reason : undefined));
+}
 const INTERNAL: Answer = { kind: 'res', response: { ok: false, error: wireError('internal', 'internal error') } };
 
-export class Connection implements Routable {
+export class Connection implements Routable, FeedSink {
   private phase: Phase = 'hello';
   private session: (SessionView & { token: string }) | null = null;
-  private direct: OrderedFeed<DirectMessage, number> | null = null;
-  private readonly roomFeeds = new Map<string, OrderedFeed<RoomMessage, string>>();
+  private direct: DirectFeed | null = null;
+  private readonly roomFeeds = new Map<string, RoomFeed>();
   private readonly mailbox: Job[] = [];
   private running = false;
   /** Settles once every request decided so far has been answered. */
@@ -66,9 +78,7 @@ export class Connection implements Routable {
     this.opened = new Promise((resolve) => (this.markOpened = resolve));
     this.helloTimer = setTimeout(() => this.closeWith('policy', 'no hello in time'), deps.config.helloTimeoutMs);
     ws.on('pong', () => (this.lastSeenAt = this.deps.clock.now()));
-    // ws closes an oversized frame with 1009 but no reason; every close should say why.
-    const close = ws.close.bind(ws);
-    ws.close = (code?: number, reason?: string | Buffer) => close(code, reason ?? (code === CloseCodes.tooLarge.code ? CloseCodes.tooLarge.reason : undefined));
+    ws.close = closeWithReason;
   }
 
   /** A method, not a field read, so TypeScript does not narrow it across awaits. */
@@ -219,8 +229,8 @@ export class Connection implements Routable {
       token: opened.token,
       recorded: new RecentIds(opened.recentRequestIds, 2 * deps.config.dedupeMax),
     };
-    this.direct = this.directFeed();
-    for (const room of Object.keys(record.rooms)) this.roomFeeds.set(room, this.roomFeed(room));
+    this.direct = new DirectFeed(deps.store, this);
+    for (const room of Object.keys(record.rooms)) this.roomFeeds.set(room, new RoomFeed(deps.store, this, room));
     // Subscribe before replaying, so nothing falls between replay and live; feeds buffer meanwhile.
     await Promise.all([deps.router.addSession(this), ...Object.keys(record.rooms).map((room) => deps.router.joinRoom(room, this))]);
     deps.bus.publish(channels.session(record.id), { kind: 'takeover', session: record.id, epoch: opened.epoch }).catch(() => {});
@@ -264,29 +274,22 @@ export class Connection implements Routable {
     rooms.forEach(({ room }, i) => this.roomFeeds.get(room)?.start(roomPositions[i]!));
   }
 
-  private directFeed(): OrderedFeed<DirectMessage, number> {
-    return new OrderedFeed<DirectMessage, number>({
-      key: (m) => m.seq,
-      compare: (a, b) => a - b,
-      follows: (a, b) => b === a + 1,
-      fetch: (after) => this.deps.store.readOutbox(this.sessionId, after),
-      send: (m) => this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq })),
-      gap: () => this.sendText(encodeFrame({ t: 'gap' })),
-      onError: (err) => this.deps.log.warn({ err }, 'outbox read failed; retrying'),
-    });
+  // ---- FeedSink: where the feeds deliver ----
+
+  sendDirect(m: DirectMessage): void {
+    this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq }));
   }
 
-  private roomFeed(room: string): OrderedFeed<RoomMessage, string> {
-    const { store } = this.deps;
-    return new OrderedFeed<RoomMessage, string>({
-      key: (m) => m.off,
-      compare: (a, b) => store.compareOffsets(a, b),
-      follows: (a, b) => store.follows(a, b),
-      fetch: (after) => store.readRoom(room, after),
-      send: (m) => this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, room, off: m.off })),
-      gap: () => this.sendText(encodeFrame({ t: 'gap', room })),
-      onError: (err) => this.deps.log.warn({ err, room }, 'room read failed; retrying'),
-    });
+  sendRoom(m: RoomMessage): void {
+    this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, room: m.room, off: m.off }));
+  }
+
+  sendGap(room?: string): void {
+    this.sendText(encodeFrame(room === undefined ? { t: 'gap' } : { t: 'gap', room }));
+  }
+
+  feedFailed(err: unknown, room?: string): void {
+    this.deps.log.warn({ err, room }, 'reading the store for a feed failed; retrying');
   }
 
   // ---- the mailbox: requests decided one at a time, in arrival order ----
@@ -472,7 +475,7 @@ export class Connection implements Routable {
     }
     await Promise.all(
       joined.map(async (room) => {
-        const feed = this.roomFeed(room);
+        const feed = new RoomFeed(this.deps.store, this, room);
         this.roomFeeds.set(room, feed);
         await this.deps.router.joinRoom(room, this);
         feed.start(after[room]!);
@@ -513,8 +516,22 @@ export class Connection implements Routable {
   // ---- sending and closing ----
 
   private sendText(text: string): void {
-    if (this.ws.readyState === 1) this.ws.send(text);
+    if (this.ws.readyState !== 1) return;
+    // Everything sent until the current tick's microtasks are done leaves in one write (one
+    // syscall) instead of one per frame: answers to a burst of requests finish together.
+    if (!this.corked) {
+      const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+      if (socket) {
+        this.corked = true;
+        socket.cork();
+        process.nextTick(uncork, this, socket);
+      }
+    }
+    this.ws.send(text);
   }
+
+  /** @internal for `uncork` */
+  corked = false;
 
   private sendMsg(text: string): void {
     this.sendText(text);

@@ -4,33 +4,32 @@
  * message once. Live notifications may arrive twice, late, or overtake each other (pub/sub gives no
  * order across publishers); the feed drops what it already sent and, on a hole, reads what lies
  * between from the store, which is the single source of truth.
+ *
+ * Subclasses supply the stream's specifics as methods, not closures: a feed exists per connection
+ * and room, and per-instance closures cost memory on every one of them.
  */
 import type { Replay } from '../ports/messages.ts';
 
-export interface FeedOps<M, K> {
-  key(message: M): K;
-  /** Negative when `a` is older than `b`; null when not comparable (a restarted history). */
-  compare(a: K, b: K): number | null;
-  /** Whether `b` directly follows `a`. */
-  follows(a: K, b: K): boolean;
-  /** Messages after `after`, from the store. */
-  fetch(after: K): Promise<Replay<M>>;
-  send(message: M): void;
-  gap(): void;
-  /** Called when a fetch failed; the feed retries. */
-  onError(err: unknown): void;
-}
-
 const RETRY_MS = 250;
 
-export class OrderedFeed<M, K> {
+export abstract class OrderedFeed<M, K> {
   private position: K | null = null;
   private paused = true;
   private fetching = false;
   private closed = false;
-  private buffer: M[] = [];
+  private buffer: M[] | null = null;
 
-  constructor(private readonly ops: FeedOps<M, K>) {}
+  protected abstract key(message: M): K;
+  /** Negative when `a` is older than `b`; null when not comparable (a restarted history). */
+  protected abstract compare(a: K, b: K): number | null;
+  /** Whether `b` directly follows `a`. */
+  protected abstract follows(a: K, b: K): boolean;
+  /** Messages after `after`, from the store. */
+  protected abstract fetch(after: K): Promise<Replay<M>>;
+  protected abstract send(message: M): void;
+  protected abstract gap(): void;
+  /** A fetch failed; the feed retries. */
+  protected abstract fetchFailed(err: unknown): void;
 
   /** The last position delivered, or null before the first. */
   get last(): K | null {
@@ -48,29 +47,10 @@ export class OrderedFeed<M, K> {
   offer(message: M): void {
     if (this.closed) return;
     if (this.paused || this.fetching) {
-      this.buffer.push(message);
+      (this.buffer ??= []).push(message);
       return;
     }
     this.accept(message);
-  }
-
-  close(): void {
-    this.closed = true;
-    this.buffer = [];
-  }
-
-  private accept(message: M): void {
-    const key = this.ops.key(message);
-    if (this.position === null) return this.deliver(message, key);
-    const order = this.ops.compare(this.position, key);
-    if (order !== null && order >= 0) return; // already delivered
-    if (order === null || this.ops.follows(this.position, key)) return this.deliver(message, key);
-    this.fillHole(message);
-  }
-
-  private deliver(message: M, key: K): void {
-    this.position = key;
-    this.ops.send(message);
   }
 
   /** Reads the store for anything after our position that no notification announced (yet). */
@@ -79,31 +59,33 @@ export class OrderedFeed<M, K> {
     this.catchUp();
   }
 
-  /** A message overtook others: read everything after our position from the store, then go on. */
-  private fillHole(trigger: M): void {
-    this.buffer.unshift(trigger);
+  close(): void {
+    this.closed = true;
+    this.buffer = null;
+  }
+
+  private accept(message: M): void {
+    const key = this.key(message);
+    if (this.position === null) return this.deliver(message, key);
+    const order = this.compare(this.position, key);
+    if (order !== null && order >= 0) return; // already delivered
+    if (order === null || this.follows(this.position, key)) return this.deliver(message, key);
+    // A message overtook others: read everything after our position from the store, then go on.
+    (this.buffer ??= []).unshift(message);
     this.catchUp();
+  }
+
+  private deliver(message: M, key: K): void {
+    this.position = key;
+    this.send(message);
   }
 
   private catchUp(): void {
     this.fetching = true;
-    const from = this.position as K;
-    this.ops.fetch(from).then(
-      (replay) => {
-        if (this.closed) return;
-        if (replay.gap) this.ops.gap();
-        for (const m of replay.messages) {
-          const key = this.ops.key(m);
-          const order = this.position === null ? null : this.ops.compare(this.position, key);
-          if (order === null || order < 0) this.deliver(m, key);
-        }
-        // If the store no longer has what the trigger followed, deliver the trigger anyway.
-        if (replay.gap && replay.messages.length === 0) this.position = null;
-        this.fetching = false;
-        this.drain();
-      },
+    this.fetch(this.position as K).then(
+      (replay) => this.caughtUp(replay),
       (err) => {
-        this.ops.onError(err);
+        this.fetchFailed(err);
         setTimeout(() => {
           if (this.closed) return;
           this.fetching = false;
@@ -113,7 +95,22 @@ export class OrderedFeed<M, K> {
     );
   }
 
+  private caughtUp(replay: Replay<M>): void {
+    if (this.closed) return;
+    if (replay.gap) this.gap();
+    for (const m of replay.messages) {
+      const key = this.key(m);
+      const order = this.position === null ? null : this.compare(this.position, key);
+      if (order === null || order < 0) this.deliver(m, key);
+    }
+    // If the store no longer has what the buffered message followed, deliver it anyway.
+    if (replay.gap && replay.messages.length === 0) this.position = null;
+    this.fetching = false;
+    this.drain();
+  }
+
   private drain(): void {
-    while (this.buffer.length > 0 && !this.fetching && !this.paused && !this.closed) this.accept(this.buffer.shift()!);
+    const buffer = this.buffer;
+    while (buffer && buffer.length > 0 && !this.fetching && !this.paused && !this.closed) this.accept(buffer.shift()!);
   }
 }

@@ -98,21 +98,19 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
       await next();
     },
     upgradeWebSocket((c) => {
+      const ip = c.get('ip');
       let conn: Connection | undefined;
       return {
         onOpen(_event, ws) {
-          conn = new Connection(ws.raw as unknown as WebSocket, c.get('ip'), deps);
+          const raw = ws.raw as unknown as WebSocket;
+          conn = new Connection(raw, ip, deps);
           connections.add(conn);
           metrics.connectionOpened();
+          adopt(raw, conn);
         },
+        // Only for frames that arrive before `adopt` takes the socket over (none in practice).
         onMessage(event) {
           conn?.onFrame(event.data);
-        },
-        onClose() {
-          if (!conn) return;
-          connections.delete(conn);
-          metrics.connectionClosed();
-          conn.onClosed();
         },
       };
     }),
@@ -122,6 +120,35 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
     log.error({ err }, 'http handler failed');
     return c.json({ error: 'internal' }, 500);
   });
+
+  /**
+   * Takes the socket over from the upgrade helper once it has attached its listeners (it does so
+   * synchronously right after onOpen): its listeners keep the upgrade's request, context and URL
+   * alive for the life of the socket (about 6 KB each) and wrap every frame in a MessageEvent.
+   * Removing just the listeners it added lets all that go; ws's own listeners stay.
+   */
+  function adopt(raw: WebSocket, conn: Connection): void {
+    const before = { message: raw.listeners('message'), close: raw.listeners('close'), error: raw.listeners('error') };
+    queueMicrotask(() => {
+      for (const event of ['message', 'close', 'error'] as const) {
+        for (const listener of raw.listeners(event)) if (!before[event].includes(listener)) raw.off(event, listener as () => void);
+      }
+      listen(raw, conn);
+    });
+  }
+
+  /** Tether's own socket listeners. A function of its own: its closures must not see `before`. */
+  function listen(raw: WebSocket, conn: Connection): void {
+    raw.on('message', (data: Buffer, isBinary: boolean) => conn.onFrame(isBinary ? data : data.toString('utf8')));
+    raw.on('error', () => {}); // a close event follows
+    const closed = () => {
+      if (!connections.delete(conn)) return;
+      metrics.connectionClosed();
+      conn.onClosed();
+    };
+    raw.once('close', closed);
+    if (raw.readyState === raw.CLOSED) closed();
+  }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes });
   const server = createAdaptorServer({ fetch: http.fetch, websocket: { server: wss } });
@@ -150,9 +177,15 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
     stop() {
       stopping ??= (async () => {
         readiness.drain();
+        const stopBy = Date.now() + Math.max(0, config.drainTimeoutMs - 250);
         const drained = Promise.all([...connections].map((conn) => conn.drain()));
-        const deadline = new Promise((resolve) => setTimeout(resolve, Math.max(0, config.drainTimeoutMs - 250)).unref());
+        const deadline = new Promise((resolve) => setTimeout(resolve, Math.max(0, stopBy - Date.now())).unref());
         await Promise.race([drained, deadline]);
+        // Let the close frames leave (writes are corked until the tick ends), and give peers a
+        // moment to answer them, before cutting whatever is left.
+        const handshakeBy = Math.min(stopBy, Date.now() + 1000);
+        do await new Promise((resolve) => setTimeout(resolve, 10));
+        while (wss.clients.size > 0 && Date.now() < handshakeBy);
         for (const ws of wss.clients) ws.terminate();
         clearInterval(heartbeat);
         readiness.stop();

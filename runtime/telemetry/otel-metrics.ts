@@ -23,8 +23,9 @@ export class OtelMetrics implements Metrics {
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private connections = 0;
   private ready = 0;
-  private readonly received: Counter;
-  private readonly sent: Counter;
+  private readonly receivedByRoute = new Map<string, number>();
+  private sentRes = 0;
+  private sentMsg = 0;
   private readonly limited: Counter;
   private readonly sessions: Counter;
   private readonly http: Counter;
@@ -60,8 +61,15 @@ export class OtelMetrics implements Metrics {
     });
     meter.createObservableGauge('process_resident_memory_bytes', { description: 'Resident set size', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage.rss()));
     meter.createObservableGauge('nodejs_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage().heapUsed));
-    this.received = meter.createCounter('tether_messages_received_total', { description: 'req frames received, by route' });
-    this.sent = meter.createCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' });
+    // The two per-frame counters are plain numbers read at collection time: recording through the
+    // SDK hashes the attributes on every call, a measurable share of the hot path.
+    meter.createObservableCounter('tether_messages_received_total', { description: 'req frames received, by route' }).addCallback((r) => {
+      for (const [route, count] of this.receivedByRoute) r.observe(count, this.route(route));
+    });
+    meter.createObservableCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' }).addCallback((r) => {
+      if (this.sentRes > 0) r.observe(this.sentRes, RES);
+      if (this.sentMsg > 0) r.observe(this.sentMsg, MSG);
+    });
     this.limited = meter.createCounter('tether_rate_limited_total', { description: 'Refusals by rate-limit scope' });
     this.sessions = meter.createCounter('tether_sessions_total', { description: 'hello outcomes' });
     this.http = meter.createCounter('tether_http_requests_total', { description: 'HTTP requests by path and status' });
@@ -81,10 +89,12 @@ export class OtelMetrics implements Metrics {
     this.ready = ready ? 1 : 0;
   }
   messageReceived(route: string): void {
-    this.received.add(1, this.route(route));
+    const label = this.knownRoute(route) ? route : 'unknown';
+    this.receivedByRoute.set(label, (this.receivedByRoute.get(label) ?? 0) + 1);
   }
   messageSent(kind: 'res' | 'msg'): void {
-    this.sent.add(1, kind === 'res' ? RES : MSG);
+    if (kind === 'res') this.sentRes++;
+    else this.sentMsg++;
   }
   rateLimited(scope: RateScope): void {
     this.limited.add(1, { scope });

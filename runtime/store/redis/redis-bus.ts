@@ -10,7 +10,17 @@ import type { RedisCall, RedisClient } from './connection.ts';
 import { channelName } from './keys.ts';
 
 export class RedisBus implements Bus {
-  private readonly listeners = new Map<string, (raw: string) => void>();
+  /** Channel (as named on Redis) to its listener. One shared Redis listener dispatches by channel. */
+  private readonly listeners = new Map<string, BusListener>();
+  private readonly onRedisMessage = (message: string, channel: string) => {
+    const listener = this.listeners.get(channel);
+    if (!listener) return;
+    try {
+      listener(JSON.parse(message) as BusMessage);
+    } catch (err) {
+      this.log.error({ err, channel }, 'bad bus message');
+    }
+  };
   private readonly reconnectListeners: (() => void)[] = [];
   private lostConnection = false;
 
@@ -25,23 +35,16 @@ export class RedisBus implements Bus {
   }
 
   async subscribe(channel: string, listener: BusListener): Promise<void> {
-    if (this.listeners.has(channel)) await this.unsubscribe(channel);
-    const raw = (message: string) => {
-      try {
-        listener(JSON.parse(message) as BusMessage);
-      } catch (err) {
-        this.log.error({ err, channel }, 'bad bus message');
-      }
-    };
-    this.listeners.set(channel, raw);
-    await this.call(this.subscriber.sSubscribe(channelName(channel), raw));
+    const name = channelName(channel);
+    const had = this.listeners.has(name);
+    this.listeners.set(name, listener);
+    if (!had) await this.call(this.subscriber.sSubscribe(name, this.onRedisMessage));
   }
 
   async unsubscribe(channel: string): Promise<void> {
-    const raw = this.listeners.get(channel);
-    if (!raw) return;
-    this.listeners.delete(channel);
-    if (this.subscriber.isReady) await this.call(this.subscriber.sUnsubscribe(channelName(channel), raw));
+    const name = channelName(channel);
+    if (!this.listeners.delete(name)) return;
+    if (this.subscriber.isReady) await this.call(this.subscriber.sUnsubscribe(name, this.onRedisMessage));
   }
 
   async publish(channel: string, message: BusMessage): Promise<void> {

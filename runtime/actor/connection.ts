@@ -60,6 +60,8 @@ export class Connection implements Routable, FeedSink {
   /** Settles once every request decided so far has been answered. */
   private answered: Promise<void> = Promise.resolve();
   private commitsInFlight = 0;
+  /** The request being decided right now: a copy of it arriving meanwhile is a re-send. */
+  private decidingId: string | null = null;
   private reloadNeeded = false;
   private reading = true;
   private strikes = 0;
@@ -121,7 +123,7 @@ export class Connection implements Routable, FeedSink {
         const req: PipelineRequest = { frame, session: this.session!, ip: this.ip };
         // The limiter does not depend on state: ask it now, so its round trip overlaps earlier
         // requests. Not for an id that may be a re-send (dedupe answers those without tokens).
-        if (this.session && !this.session.recorded.has(frame.id) && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
+        if (this.session && !this.session.recorded.has(frame.id) && frame.id !== this.decidingId && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
           req.prefetchedLimit = Promise.resolve(rateLimit(req, this.deps));
         }
         this.mailbox.push({ kind: 'req', req, receivedAt: performance.now() });
@@ -332,6 +334,7 @@ export class Connection implements Routable, FeedSink {
     const { deps } = this;
     const session = this.session!;
     req.session = session; // a request that arrived during hello had no session yet
+    this.decidingId = req.frame.id;
     deps.metrics.messageReceived(req.frame.route);
     if (this.commitsInFlight > 0 && session.recorded.has(req.frame.id)) await this.answered;
     if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, Promise.resolve(unavailable()));

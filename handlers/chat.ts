@@ -1,3 +1,7 @@
+/**
+ * @module handlers/chat
+ * `chat.join`, `chat.leave`, `chat.send`: rooms with replayable history.
+ */
 import { z } from 'zod';
 import { afterCommit, broadcast, HandlerError, join, leave, route } from '../runtime/index.ts';
 import { roomName, text } from './schemas.ts';

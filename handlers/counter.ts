@@ -1,3 +1,7 @@
+/**
+ * @module handlers/counter
+ * `counter.inc` and `counter.get`: a per-session counter.
+ */
 import { z } from 'zod';
 import { route } from '../runtime/index.ts';
 import type { AppState } from './state.ts';

@@ -1,3 +1,7 @@
+/**
+ * @module handlers/dm
+ * `dm.send`: a direct message to another session.
+ */
 import { z } from 'zod';
 import { HandlerError, read, route, send } from '../runtime/index.ts';
 import { text } from './schemas.ts';

@@ -1,3 +1,7 @@
+/**
+ * @module handlers/echo
+ * `echo`: replies with its input.
+ */
 import { route } from '../runtime/index.ts';
 import type { AppState } from './state.ts';
 

@@ -1,3 +1,7 @@
+/**
+ * @module handlers/presence
+ * `presence.list`: who is connected in a room, on any instance.
+ */
 import { z } from 'zod';
 import { read, route } from '../runtime/index.ts';
 import { roomName } from './schemas.ts';

@@ -45,6 +45,14 @@ describe.each(ADAPTERS)('Presence, RateLimiter and Bus ($name)', (factory) => {
     expect(await set.limiter.check([{ scope: 'user', key, limit }])).toEqual({ ok: true });
   });
 
+  it('decides checks issued together in order: exactly burst of them pass', async () => {
+    const key = randomUUID();
+    const limit = { rate: 1, burst: 3 };
+    const decisions = await Promise.all(Array.from({ length: 7 }, () => set.limiter.check([{ scope: 'user', key, limit }])));
+    expect(decisions.filter((d) => d.ok)).toHaveLength(3);
+    expect(decisions.slice(0, 3).every((d) => d.ok)).toBe(true);
+  });
+
   it('takes tokens from no scope when any scope refuses', async () => {
     const user = randomUUID();
     const ip = randomUUID();

@@ -23,6 +23,8 @@ export function createRedisClient(url: string, log: Logger, role: string) {
   const client = createClient({
     url,
     disableOfflineQueue: true,
+    // Our own deadline (timedCalls) covers every call; the client's per-command timer only costs.
+    commandOptions: { timeout: 0 },
     socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: reconnectDelay },
   });
   let down = false;

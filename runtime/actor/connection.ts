@@ -39,6 +39,9 @@ type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: '
 
 const EMPTY_READS = Object.freeze({}) as Record<string, never>;
 
+/** Encoded `msg` frames of room messages, shared by every local member; gone with the message. */
+const encodedRoomFrames = new WeakMap<RoomMessage, string>();
+
 function uncork(conn: Connection, socket: Socket): void {
   conn.corked = false;
   socket.uncork();
@@ -283,7 +286,10 @@ export class Connection implements Routable, FeedSink {
   }
 
   sendRoom(m: RoomMessage): void {
-    this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, room: m.room, off: m.off }));
+    // One room message reaches every local member as the same object: encode it once for all.
+    let frame = encodedRoomFrames.get(m);
+    if (frame === undefined) encodedRoomFrames.set(m, (frame = encodeFrame({ t: 'msg', route: m.route, data: m.data, room: m.room, off: m.off })));
+    this.sendMsg(frame);
   }
 
   sendGap(room?: string): void {

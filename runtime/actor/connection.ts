@@ -3,7 +3,6 @@
  * The session actor: one per WebSocket connection. It reads frames, runs the session's requests one
  * at a time through the pipeline, and delivers direct and room messages in order, each once.
  */
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { WebSocket as WebSocketClass } from 'ws';
 import type { WebSocket } from 'ws';
@@ -14,6 +13,7 @@ import type { Bus } from '../ports/bus.ts';
 import { channels } from '../ports/bus.ts';
 import type { DirectMessage, RoomMessage } from '../ports/messages.ts';
 import { DECIDE, runStages } from '../pipeline/compose.ts';
+import { handlerContext } from '../pipeline/context.ts';
 import { unavailable } from '../pipeline/stages/answers.ts';
 import { commit } from '../pipeline/stages/commit.ts';
 import { rateLimit } from '../pipeline/stages/rate-limit.ts';
@@ -427,40 +427,40 @@ export class Connection implements Routable, FeedSink {
 
   private async processHook(hook: Hook<unknown>): Promise<void> {
     const session = this.session!;
-    let result;
     try {
-      result = hook(session.state, this.hookContext(session));
-    } catch (err) {
-      this.deps.log.error({ err }, 'lifecycle hook threw');
-      return;
-    }
-    const effects = partitionEffects(result?.effects);
-    if ('invalid' in effects) return void this.deps.log.error({ problem: effects.invalid }, 'hook returned an invalid effect');
-    try {
-      const { joins, leaves, sends, broadcasts } = effects;
-      const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins, leaves, sends, broadcasts });
-      if (!outcome.ok) return;
-      if (result?.state !== undefined) session.state = result.state;
-      await this.applyCommit(outcome);
-      this.deliver(outcome);
-      if (effects.close) this.closeApp(effects.close);
+      const ran = await this.commitHook(hook, session, true);
+      if (!ran) return;
+      if (ran.state !== undefined) session.state = ran.state;
+      await this.applyCommit(ran.outcome);
+      this.deliver(ran.outcome);
+      if (ran.close) this.closeApp(ran.close);
     } catch (err) {
       this.deps.log.warn({ err }, 'hook commit failed');
       this.reloadNeeded = true;
     }
   }
 
-  private hookContext(session: SessionView) {
-    return {
-      sessionId: session.id,
-      userId: session.userId,
-      instanceId: this.deps.config.instanceId,
-      requestId: '',
-      rooms: Object.keys(session.rooms),
-      reads: EMPTY_READS,
-      now: this.deps.clock.now(),
-      id: randomUUID,
-    };
+  /**
+   * Runs a lifecycle hook and commits what it returned. Without a connection (`onDisconnect`)
+   * joins and closes mean nothing, so they are dropped; the rest still commits.
+   * @returns null when the hook threw, returned bad effects, or lost the owner epoch
+   */
+  private async commitHook(hook: Hook<unknown>, session: SessionView, connected: boolean) {
+    let result;
+    try {
+      result = hook(session.state, handlerContext(session, this.deps.config.instanceId, this.deps.clock.now(), '', EMPTY_READS));
+    } catch (err) {
+      this.deps.log.error({ err }, 'lifecycle hook threw');
+      return null;
+    }
+    const effects = partitionEffects(result?.effects);
+    if ('invalid' in effects) {
+      this.deps.log.error({ problem: effects.invalid }, 'hook returned an invalid effect');
+      return null;
+    }
+    const { joins, leaves, sends, broadcasts } = effects;
+    const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins: connected ? joins : [], leaves, sends, broadcasts });
+    return outcome.ok ? { outcome, state: result?.state, close: connected ? effects.close : undefined } : null;
   }
 
   /**
@@ -507,14 +507,8 @@ export class Connection implements Routable, FeedSink {
     const hook = this.deps.app.onDisconnect;
     try {
       if (hook) {
-        const result = hook(session.state, this.hookContext(session));
-        const effects = partitionEffects(result?.effects);
-        if (!('invalid' in effects)) {
-          const { leaves, sends, broadcasts } = effects;
-          // The connection is gone: joins and closes mean nothing now; the rest still commits.
-          const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins: [], leaves, sends, broadcasts });
-          if (outcome.ok) this.deliver(outcome);
-        }
+        const ran = await this.commitHook(hook, session, false);
+        if (ran) this.deliver(ran.outcome);
       }
       await this.deps.store.release(session.id, session.epoch);
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 import type { DirectMessage, Replay, RoomMessage } from '../ports/messages.ts';
 import type { SessionStore } from '../ports/session-store.ts';
+import { compareOffsets, offsetFollows } from '../store/offsets.ts';
 import { OrderedFeed } from './ordered-feed.ts';
 
 /** Where a feed's messages go: the connection. */
@@ -51,10 +52,10 @@ export class RoomFeed extends OrderedFeed<RoomMessage, string> {
     return m.off;
   }
   protected compare(a: string, b: string): number | null {
-    return this.store.compareOffsets(a, b);
+    return compareOffsets(a, b);
   }
   protected follows(a: string, b: string): boolean {
-    return this.store.follows(a, b);
+    return offsetFollows(a, b);
   }
   protected fetch(after: string): Promise<Replay<RoomMessage>> {
     return this.store.readRoom(this.room, after);

@@ -18,15 +18,8 @@ export type StandardResult<Output> =
 
 export type InferOutput<S> = S extends StandardSchemaV1<unknown, infer O> ? O : never;
 
-/** Runs a schema; returns the value or a one-line description of the first issues. */
-export async function validateWith<S extends StandardSchemaV1>(schema: S, value: unknown): Promise<{ ok: true; value: InferOutput<S> } | { ok: false; message: string }> {
-  let result = schema['~standard'].validate(value);
-  if (result instanceof Promise) result = await result;
-  if (result.issues) return { ok: false, message: describeIssues(result.issues) };
-  return { ok: true, value: result.value as InferOutput<S> };
-}
-
-function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> | undefined }>): string {
+/** A one-line description of a validator's first issues, for `bad_request` messages. */
+export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> | undefined }>): string {
   return issues
     .slice(0, 3)
     .map((issue) => {

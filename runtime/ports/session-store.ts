@@ -87,15 +87,8 @@ export interface SessionStore {
   readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>>;
   /** The client holds every direct message up to `seq`: they may be dropped. */
   ack(sessionId: string, seq: number, epoch: number): Promise<void>;
-  /** Room messages after offset `after`; `gap` when history does not reach back or `after` is unusable. */
+  /** Room messages after offset `after` (offsets have the shared format of store/offsets.ts); `gap` when history does not reach back or `after` is unusable. */
   readRoom(room: string, after: string): Promise<Replay<RoomMessage>>;
-  /**
-   * Whether offset `b` directly follows `a` in the same room history (no message between them).
-   * Lets live delivery spot a message that overtook another and fetch what lies between.
-   */
-  follows(a: string, b: string): boolean;
-  /** Orders two offsets of one room: negative when `a` is older. Null when they are not comparable. */
-  compareOffsets(a: string, b: string): number | null;
   /** Resolves when the store answers; rejects (quickly) when it cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

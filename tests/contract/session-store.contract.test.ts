@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { afterCommit } from '../../runtime/app/define-app.ts';
 import { hashToken } from '../../runtime/auth/session-token.ts';
+import { compareOffsets, offsetFollows } from '../../runtime/store/offsets.ts';
 import type { CommitInput, SessionStore } from '../../runtime/ports/session-store.ts';
 import { ADAPTERS, type AdapterSet } from './adapters.ts';
 
@@ -129,10 +130,10 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
       offs.push(r.ok ? r.broadcast[0]!.off : '');
     }
     expect(new Set(offs).size).toBe(3);
-    expect(store.compareOffsets(offs[0]!, offs[1]!)).toBeLessThan(0);
-    expect(store.follows(offs[0]!, offs[1]!)).toBe(true);
-    expect(store.follows(offs[0]!, offs[2]!)).toBe(false);
-    expect(store.follows(start, offs[0]!)).toBe(true);
+    expect(compareOffsets(offs[0]!, offs[1]!)).toBeLessThan(0);
+    expect(offsetFollows(offs[0]!, offs[1]!)).toBe(true);
+    expect(offsetFollows(offs[0]!, offs[2]!)).toBe(false);
+    expect(offsetFollows(start, offs[0]!)).toBe(true);
     expect(await store.readRoom(room, start)).toEqual({ gap: false, messages: offs.map((off, i) => ({ room, off, route: 'm', data: i + 1 })) });
     expect((await store.readRoom(room, offs[1]!)).messages.map((m) => m.data)).toEqual([3]);
   });
@@ -146,7 +147,7 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     expect(trimmed.gap).toBe(true);
     expect(trimmed.messages.map((m) => m.data)).toEqual([3, 4, 5]);
     expect(await store.readRoom(room, 'garbage')).toEqual({ gap: true, messages: [] });
-    expect(store.compareOffsets('garbage', 'x:1')).toBeNull();
+    expect(compareOffsets('garbage', 'x:1')).toBeNull();
   });
 
   it('reports rooms only when the commit changed a membership', async () => {

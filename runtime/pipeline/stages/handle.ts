@@ -3,25 +3,16 @@
  * Calls the pure handler. A HandlerError becomes a recorded `handler_error`; any other throw is a
  * bug, answered `internal` with the details in the log only.
  */
-import { randomUUID } from 'node:crypto';
 import { HandlerError, UnauthorizedError } from '../../app/define-app.ts';
 import { wireError } from '../../errors.ts';
+import { handlerContext } from '../context.ts';
 import type { Stage } from '../types.ts';
 import { failWith } from './answers.ts';
 
 export const handle: Stage = (req, deps) => {
   const { session } = req;
   try {
-    req.result = req.route!.handle(session.state, req.input as never, {
-      sessionId: session.id,
-      userId: session.userId,
-      instanceId: deps.config.instanceId,
-      requestId: req.frame.id,
-      rooms: Object.keys(session.rooms),
-      reads: (req.reads ?? {}) as never,
-      now: deps.clock.now(),
-      id: randomUUID,
-    });
+    req.result = req.route!.handle(session.state, req.input as never, handlerContext(session, deps.config.instanceId, deps.clock.now(), req.frame.id, (req.reads ?? {}) as never));
     if (typeof req.result !== 'object' || req.result === null) req.result = {};
     return undefined;
   } catch (err) {

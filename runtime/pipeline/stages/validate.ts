@@ -2,7 +2,7 @@
  * @module pipeline/stages/validate
  * Checks the input against the route's schema; the handler only ever sees valid input.
  */
-import type { StandardResult } from '../../app/standard-schema.ts';
+import { describeIssues, type StandardResult } from '../../app/standard-schema.ts';
 import type { Stage } from '../types.ts';
 import { failWith } from './answers.ts';
 
@@ -18,16 +18,7 @@ export const validate: Stage = (req) => {
 };
 
 function accept(req: { input?: unknown }, result: StandardResult<unknown>) {
-  if (result.issues) {
-    const message = result.issues
-      .slice(0, 3)
-      .map((issue) => {
-        const path = (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.');
-        return path ? `${path}: ${issue.message}` : issue.message;
-      })
-      .join('; ');
-    return failWith('bad_request', message || 'invalid input');
-  }
+  if (result.issues) return failWith('bad_request', describeIssues(result.issues) || 'invalid input');
   req.input = result.value;
   return undefined;
 }

@@ -6,19 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolveReply } from '../../app/define-app.ts';
+import type { TetherConfig } from '../../config.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
-import { compareOffsets, formatOffset, newRoomEpoch, offsetFollows, parseOffset } from '../offsets.ts';
+import { formatOffset, newRoomEpoch, parseOffset } from '../offsets.ts';
 
-export interface StoreLimits {
-  sessionTtlS: number;
-  dedupeTtlS: number;
-  dedupeMax: number;
-  outboxMax: number;
-  roomHistoryMax: number;
-  roomTtlS: number;
-}
+export type StoreLimits = Pick<TetherConfig, 'sessionTtlS' | 'dedupeTtlS' | 'dedupeMax' | 'outboxMax' | 'roomHistoryMax' | 'roomTtlS'>;
 
 interface StoredSession {
   record: SessionRecord;
@@ -159,14 +153,6 @@ export class MemorySessionStore implements SessionStore {
     const firstRetained = history.messages.length > 0 ? parseOffset(history.messages[0]!.off)!.n : history.lastN + 1;
     const messages = history.messages.filter((m) => parseOffset(m.off)!.n > parsed.n);
     return { gap: parsed.n < firstRetained - 1, messages };
-  }
-
-  follows(a: string, b: string): boolean {
-    return offsetFollows(a, b);
-  }
-
-  compareOffsets(a: string, b: string): number | null {
-    return compareOffsets(a, b);
   }
 
   async ping(): Promise<void> {}

@@ -8,7 +8,7 @@ import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
-import { compareOffsets, newRoomEpoch, offsetFollows, parseOffset } from '../offsets.ts';
+import { newRoomEpoch, parseOffset } from '../offsets.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
@@ -134,14 +134,6 @@ export class RedisSessionStore implements SessionStore {
     const messages: RoomMessage[] = [];
     for (let i = 2; i < reply.length; i += 3) messages.push({ room, off: `${epoch}:${reply[i]}`, route: reply[i + 1] as string, data: JSON.parse(reply[i + 2] as string) });
     return { gap: reply[0] === 1, messages };
-  }
-
-  follows(a: string, b: string): boolean {
-    return offsetFollows(a, b);
-  }
-
-  compareOffsets(a: string, b: string): number | null {
-    return compareOffsets(a, b);
   }
 
   async ping(): Promise<void> {

@@ -9,12 +9,12 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { forceGc } from './lib/force-gc.ts';
+import { freePort } from './lib/procs.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Processes get `ulimit -n` raised to the hard limit; a sandbox may cap that (20,000 here, with no CAP_SYS_RESOURCE to lift it). */
@@ -28,14 +28,6 @@ const RESUME = flag('resume', 10_000);
 const GATE = process.argv.includes('--gate');
 const TARGETS = { connections: 50_000, heapBytesPerConnection: 8 * 1024, resumeMs: 10_000 };
 const children: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Spawns `node …` with a raised file-descriptor limit. */
 function spawnWithFds(args: string[], env: Record<string, string> = {}, stdio: 'pipe' | 'ignore' = 'ignore'): ChildProcess {

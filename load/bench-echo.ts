@@ -11,16 +11,14 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds, freePort, hostBusySeconds, median, NOISY_OTHER_CPU_PCT, waitQuiet } from './lib/procs.ts';
 import type { LoadConfig, LoadMessage, LoadResult } from './loadgen.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TARGET_RATIO = 0.6;
 const P99_TARGET_MS = 20;
 /** Above this much CPU (% of one core) used by other processes during a window, a run is `noisy`. */
-const NOISY_OTHER_CPU_PCT = 25;
 
 interface Options {
   conns: number;
@@ -142,45 +140,6 @@ function killAllNow(): void {
     } catch {
       // already gone
     }
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** CPU seconds (user + system, all threads) of a process so far, from /proc; undefined elsewhere. */
-let clockTicks: number | undefined;
-function cpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 3, utime 14, stime 15.
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy CPU seconds of the whole host so far (all cores), from /proc/stat; undefined elsewhere. */
-function hostBusySeconds(): number | undefined {
-  try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    // cpu user nice system idle iowait irq softirq steal ...
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
-    const busy = v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0);
-    return busy / clockTicks;
-  } catch {
-    return undefined;
   }
 }
 
@@ -434,34 +393,6 @@ function combine(rs: TargetResult[]): { rps: number; p50Ms: number | null; p95Ms
     serverCpuUsPerReq: med((r) => r.serverCpuUsPerReq),
     errors: rs.reduce((n, r) => n + r.errors + r.connFailures + r.unanswered, 0),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/**
- * On a shared machine, waits (at most `maxS` seconds) until other processes use less than a
- * quarter of a core, sampled over 0.5 s windows. Reports on stderr; never fails.
- */
-async function waitQuiet(maxS: number): Promise<void> {
-  if (maxS <= 0 || hostBusySeconds() === undefined) return;
-  const deadline = Date.now() + maxS * 1000;
-  let said = false;
-  for (;;) {
-    const a = hostBusySeconds()!;
-    await new Promise((r) => setTimeout(r, 500));
-    const busyPct = ((hostBusySeconds()! - a) / 0.5) * 100;
-    if (busyPct < NOISY_OTHER_CPU_PCT) return;
-    if (Date.now() > deadline) {
-      process.stderr.write(`bench: the host is still busy (${Math.round(busyPct)}% of a core), running anyway\n`);
-      return;
-    }
-    if (!said) process.stderr.write(`bench: the host is busy (${Math.round(busyPct)}% of a core used by others), waiting up to ${maxS} s\n`);
-    said = true;
-  }
 }
 
 // Bounded whatever happens: two targets, each warm-up + duration + startup/shutdown slack.

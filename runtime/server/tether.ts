@@ -44,7 +44,7 @@ export interface TetherOptions {
 export function createTether<S>(config: TetherConfig, app: App<S>, options: TetherOptions = {}): Tether {
   const log = options.logger ?? createLogger(config.logLevel, config.instanceId);
   const anyApp = app as App<unknown>;
-  const metrics: Metrics = new OtelMetrics(config.instanceId, (route) => Object.hasOwn(anyApp.routes, route));
+  const metrics: Metrics = new OtelMetrics(config.instanceId, Object.keys(anyApp.routes));
   const ports = options.ports ?? createPorts(config, log, metrics);
   const router = new LocalRouter(ports.bus, metrics);
   const readiness = new Readiness(ports.store, ports.bus, metrics);

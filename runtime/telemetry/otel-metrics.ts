@@ -36,7 +36,15 @@ export class OtelMetrics implements Metrics {
   /** Attribute objects are reused: the SDK hashes them per call, allocation is the cost we avoid. */
   private readonly routeAttrs = new Map<string, Attributes>();
 
-  constructor(instanceId: string, private readonly knownRoute: (route: string) => boolean) {
+  private readonly knownRoutes: Set<string>;
+
+  /**
+   * @param routes - the app's declared routes: the only `route` label values besides `unknown`
+   */
+  constructor(instanceId: string, routes: readonly string[]) {
+    this.knownRoutes = new Set(routes);
+    // Every series exists from the start, at 0: rate() and absence alerts work before any traffic.
+    for (const route of [...routes, 'unknown']) this.receivedByRoute.set(route, 0);
     this.exporter = new PrometheusExporter({ preventServerStart: true });
     this.provider = new MeterProvider({
       resource: resourceFromAttributes({ 'service.name': 'tether', 'service.instance.id': instanceId }),
@@ -67,11 +75,13 @@ export class OtelMetrics implements Metrics {
       for (const [route, count] of this.receivedByRoute) r.observe(count, this.route(route));
     });
     meter.createObservableCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' }).addCallback((r) => {
-      if (this.sentRes > 0) r.observe(this.sentRes, RES);
-      if (this.sentMsg > 0) r.observe(this.sentMsg, MSG);
+      r.observe(this.sentRes, RES);
+      r.observe(this.sentMsg, MSG);
     });
     this.limited = meter.createCounter('tether_rate_limited_total', { description: 'Refusals by rate-limit scope' });
     this.sessions = meter.createCounter('tether_sessions_total', { description: 'hello outcomes' });
+    for (const scope of ['user', 'ip', 'route', 'conn'] as const) this.limited.add(0, { scope });
+    for (const outcome of ['new', 'resumed', 'expired', 'rejected'] as const) this.sessions.add(0, { outcome });
     this.http = meter.createCounter('tether_http_requests_total', { description: 'HTTP requests by path and status' });
     this.replays = meter.createCounter('tether_replayed_messages_total', { description: 'Messages replayed on resume, by kind (direct, room)' });
     this.handler = histogram('tether_handler_duration_seconds', 'From a req decoded to its res sent');
@@ -89,7 +99,7 @@ export class OtelMetrics implements Metrics {
     this.ready = ready ? 1 : 0;
   }
   messageReceived(route: string): void {
-    const label = this.knownRoute(route) ? route : 'unknown';
+    const label = this.knownRoutes.has(route) ? route : 'unknown';
     this.receivedByRoute.set(label, (this.receivedByRoute.get(label) ?? 0) + 1);
   }
   messageSent(kind: 'res' | 'msg'): void {
@@ -130,7 +140,7 @@ export class OtelMetrics implements Metrics {
 
   /** Bounded label values: an undeclared route is `unknown`, so clients cannot grow cardinality. */
   private route(route: string): Attributes {
-    const label = this.knownRoute(route) ? route : 'unknown';
+    const label = this.knownRoutes.has(route) ? route : 'unknown';
     let attrs = this.routeAttrs.get(label);
     if (!attrs) this.routeAttrs.set(label, (attrs = { route: label }));
     return attrs;

@@ -120,6 +120,22 @@ describe('HTTP endpoints', () => {
     await server?.stop();
   });
 
+  it('exposes every counter from the start, at zero, before any traffic', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    for (const series of [
+      'tether_connections 0',
+      'tether_ready 1',
+      'tether_messages_received_total{route="echo"} 0',
+      'tether_messages_received_total{route="unknown"} 0',
+      'tether_messages_sent_total{kind="res"} 0',
+      'tether_messages_sent_total{kind="msg"} 0',
+      'tether_rate_limited_total{scope="conn"} 0',
+      'tether_sessions_total{outcome="rejected"} 0',
+    ]) {
+      expect(text).toContain(series);
+    }
+  });
+
   it('answers /health and /ready with JSON', async () => {
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);

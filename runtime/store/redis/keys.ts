@@ -9,7 +9,7 @@ export const PREFIX = 'tether';
 
 export const sessionKeys = (id: string) => {
   const tag = `${PREFIX}:{s:${id}}`;
-  return { session: `${tag}:session`, dedupe: `${tag}:dedupe`, dedupeOrder: `${tag}:dedupe-order`, outbox: `${tag}:outbox` };
+  return { session: `${tag}:session`, records: `${tag}:records`, outbox: `${tag}:outbox` };
 };
 
 export const roomKeys = (room: string) => {

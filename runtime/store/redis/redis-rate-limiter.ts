@@ -7,55 +7,39 @@
 import type { RateCheck, RateDecision, RateLimiter } from '../../ports/rate-limiter.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { rateLimitKey } from './keys.ts';
+import { LoopBatch, type Pending } from './loop-batch.ts';
 import { runScript } from './scripts.ts';
-
-interface Pending {
-  checks: RateCheck[];
-  resolve(decision: RateDecision): void;
-  reject(err: unknown): void;
-}
 
 const ADMITTED: RateDecision = { ok: true };
 
 export class RedisRateLimiter implements RateLimiter {
-  private batch: Pending[] = [];
+  private readonly checks = new LoopBatch<RateCheck[], RateDecision>((batch) => this.flush(batch));
 
   constructor(private readonly client: RedisClient, private readonly call: RedisCall) {}
 
   check(checks: RateCheck[]): Promise<RateDecision> {
-    return new Promise((resolve, reject) => {
-      this.batch.push({ checks, resolve, reject });
-      if (this.batch.length === 1) process.nextTick(() => void this.flush());
-    });
+    return this.checks.add(checks);
   }
 
   async close(): Promise<void> {}
 
-  private async flush(): Promise<void> {
-    const batch = this.batch;
-    this.batch = [];
+  private async flush(batch: Pending<RateCheck[], RateDecision>[]): Promise<void> {
     const keys: string[] = [];
     const args: (string | number)[] = [batch.length];
-    for (const { checks } of batch) {
+    for (const { input: checks } of batch) {
       args.push(checks.length);
       for (const c of checks) {
         keys.push(rateLimitKey(c.scope, c.key));
         args.push(c.limit.rate, c.limit.burst);
       }
     }
-    let reply: number[];
-    try {
-      reply = (await this.call(runScript(this.client, 'rate-limit', keys, args))) as number[];
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
-    }
+    const reply = (await this.call(runScript(this.client, 'rate-limit', keys, args))) as number[];
     let i = 0;
     for (const p of batch) {
       const admitted = reply[i++] === 1;
       const wait = reply[i++]!;
       const refusing = reply[i++]!;
-      const scopes = reply.slice(i, i + refusing).map((index) => p.checks[index - 1]!.scope);
+      const scopes = reply.slice(i, i + refusing).map((index) => p.input[index - 1]!.scope);
       i += refusing;
       p.resolve(admitted ? ADMITTED : { ok: false, retryAfterMs: Math.max(1, wait), scopes });
     }

@@ -11,13 +11,14 @@ import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch, parseOffset } from '../offsets.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
+import { LoopBatch, type Pending } from './loop-batch.ts';
 import { runScript } from './scripts.ts';
 
 const KEEPALIVE_MAX_MS = 60_000;
 
 export class RedisSessionStore implements SessionStore {
   private readonly owned = new Map<string, number>();
-  private batch: { input: CommitInput; resolve(result: CommitResult): void; reject(err: unknown): void }[] = [];
+  private readonly commits = new LoopBatch<CommitInput, CommitResult>((batch) => this.flush(batch));
   private readonly keepalive: NodeJS.Timeout;
 
   constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {
@@ -48,7 +49,7 @@ export class RedisSessionStore implements SessionStore {
 
   async claim(sessionId: string, _instanceId: string): Promise<Claim | null> {
     const k = sessionKeys(sessionId);
-    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
+    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.records, k.outbox], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
     if (!reply) return null;
     const [epoch, tok, uid, st, rooms, seq, ...recent] = reply as [number, string, string, string, string, number, ...string[]];
     this.owned.set(sessionId, epoch);
@@ -62,7 +63,7 @@ export class RedisSessionStore implements SessionStore {
   async release(sessionId: string, epoch: number): Promise<void> {
     if (this.owned.get(sessionId) === epoch) this.owned.delete(sessionId);
     const k = sessionKeys(sessionId);
-    await this.call(runScript(this.client, 'release', [k.session, k.dedupe, k.dedupeOrder, k.outbox], [epoch, this.ttlMs]));
+    await this.call(runScript(this.client, 'release', [k.session, k.records, k.outbox], [epoch, this.ttlMs]));
   }
 
   async exists(sessionId: string): Promise<boolean> {
@@ -71,7 +72,7 @@ export class RedisSessionStore implements SessionStore {
 
   async recalled(sessionId: string, requestId: string): Promise<StoredResponse | null> {
     const k = sessionKeys(sessionId);
-    const json = (await this.call(runScript(this.client, 'recall', [k.dedupe, k.dedupeOrder], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
+    const json = (await this.call(runScript(this.client, 'recall', [k.records], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
     return json ? (JSON.parse(json) as StoredResponse) : null;
   }
 
@@ -80,20 +81,13 @@ export class RedisSessionStore implements SessionStore {
    * call, each still atomic and fenced on its own.
    */
   commit(input: CommitInput): Promise<CommitResult> {
-    return new Promise((resolve, reject) => {
-      this.batch.push({ input, resolve, reject });
-      if (this.batch.length === 1) process.nextTick(() => void this.flush());
-    });
+    return this.commits.add(input);
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.batch;
-    this.batch = [];
+  private async flush(batch: Pending<CommitInput, CommitResult>[]): Promise<void> {
     const keys: string[] = [];
     const args: (string | number)[] = [
-      this.ttlMs,
       this.limits.dedupeMax,
-      this.limits.dedupeTtlS * 1000,
       this.limits.outboxMax,
       this.limits.roomHistoryMax,
       this.limits.roomTtlS * 1000,
@@ -101,15 +95,9 @@ export class RedisSessionStore implements SessionStore {
       batch.some(({ input }) => input.broadcasts.length + input.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '',
       batch.length,
     ];
-    for (const { input } of batch) appendCommit(input, keys, args);
-    let replies: unknown[][];
-    try {
-      replies = (await this.call(runScript(this.client, 'commit', keys, args))) as unknown[][];
-    } catch (err) {
-      for (const entry of batch) entry.reject(err);
-      return;
-    }
-    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, replies[i]!)));
+    const responses = batch.map(({ input }) => appendCommit(input, keys, args));
+    const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as (1 | unknown[])[];
+    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, responses[i], replies[i]!)));
   }
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {
@@ -153,21 +141,25 @@ export class RedisSessionStore implements SessionStore {
     const multi = this.client.multi();
     for (const id of this.owned.keys()) {
       const k = sessionKeys(id);
-      for (const key of [k.session, k.dedupe, k.dedupeOrder, k.outbox]) multi.pExpire(key, this.ttlMs);
+      for (const key of [k.session, k.records, k.outbox]) multi.pExpire(key, this.ttlMs);
     }
     await multi.execAsPipeline().catch(() => {});
   }
 }
 
-/** Adds one commit's keys and arguments, in the layout commit.lua reads. */
-function appendCommit(input: CommitInput, keys: string[], args: (string | number)[]): void {
+/**
+ * Adds one commit's keys and arguments, in the layout commit.lua reads. Returns the response when
+ * it is already final (nothing for the commit to fill in), so the script need not send it back.
+ */
+function appendCommit(input: CommitInput, keys: string[], args: (string | number)[]): StoredResponse | undefined {
   const k = sessionKeys(input.sessionId);
-  keys.push(k.session, k.dedupe, k.dedupeOrder);
+  keys.push(k.session, k.records);
+  const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
   args.push(
     input.epoch,
     input.requestId ?? '',
     input.state === undefined ? '' : JSON.stringify(input.state),
-    input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : '',
+    response ? JSON.stringify(response) : '',
     input.sends.length,
     input.broadcasts.length,
     input.joins.length,
@@ -188,10 +180,12 @@ function appendCommit(input: CommitInput, keys: string[], args: (string | number
     args.push(room);
   }
   for (const room of input.leaves) args.push(room);
+  return input.sends.length + input.broadcasts.length === 0 ? response : undefined;
 }
 
 /** Reads one commit's reply from commit.lua. */
-function commitResult(input: CommitInput, reply: unknown[]): CommitResult {
+function commitResult(input: CommitInput, final: StoredResponse | undefined, reply: 1 | unknown[]): CommitResult {
+  if (reply === 1) return input.response ? { ok: true, sent: [], broadcast: [], response: final! } : { ok: true, sent: [], broadcast: [] };
   const status = reply[0] as string;
   if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
   const responseJson = reply[1] as string;
@@ -205,20 +199,20 @@ function commitResult(input: CommitInput, reply: unknown[]): CommitResult {
   const broadcast: RoomMessage[] = input.broadcasts.map((b, i) => ({ room: b.room, off: offs[i]!, route: b.route, data: b.data ?? null }));
   const result: CommitResult = { ok: true, sent, broadcast };
   if (reply[2] !== '') result.rooms = JSON.parse(reply[2] as string) as Record<string, string>;
-  if (input.response) result.response = responseJson === '' ? { ok: true } : (JSON.parse(responseJson) as StoredResponse);
+  if (input.response) result.response = final ?? (JSON.parse(responseJson) as StoredResponse);
   return result;
 }
 
 /**
- * The response as JSON, with what the commit will assign standing in as placeholders that the
+ * The response to record, with what the commit will assign standing in as placeholders that the
  * commit script fills in (offsets and seqs only exist once the script has run).
  */
-function templateResponse(response: NonNullable<CommitInput['response']>, broadcasts: number, sends: number): string {
-  if (!response.ok) return JSON.stringify({ ok: false, error: response.error });
+function templateResponse(response: NonNullable<CommitInput['response']>, broadcasts: number, sends: number): StoredResponse {
+  if (!response.ok) return { ok: false, error: response.error };
   const placeholders: Committed = {
     offsets: Array.from({ length: broadcasts }, (_, i) => `@@tether:off:${i}@@`),
     seqs: Array.from({ length: sends }, (_, i) => `@@tether:seq:${i}@@` as unknown as number),
   };
   const data = resolveReply(response.reply, placeholders);
-  return JSON.stringify(data === undefined ? { ok: true } : { ok: true, data });
+  return data === undefined ? { ok: true } : { ok: true, data };
 }

@@ -4,43 +4,69 @@
 -- (On a single Redis this is one script; on Redis Cluster the deliveries become a second,
 -- idempotent step, see docs/SCALE_OUT.md.)
 --
--- ARGV[1] session TTL ms   ARGV[2] DEDUPE_MAX   ARGV[3] dedupe TTL ms   ARGV[4] OUTBOX_MAX
--- ARGV[5] ROOM_HISTORY_MAX   ARGV[6] room TTL ms   ARGV[7] epoch for a room history created now
--- ARGV[8] number of commits, then per commit:
+-- ARGV[1] DEDUPE_MAX   ARGV[2] OUTBOX_MAX   ARGV[3] ROOM_HISTORY_MAX
+-- ARGV[4] room TTL ms   ARGV[5] epoch for a room history created now
+-- ARGV[6] number of commits, then per commit:
 --   epoch, request id ('' = none), state JSON ('' = unchanged),
 --   response JSON ('' = none; may hold @@tether:off:<i>@@ / @@tether:seq:<i>@@ placeholders),
 --   #sends, #broadcasts, #joins, #leaves,
 --   then 3 per send (to, route, data JSON), 3 per broadcast (room, route, data JSON), 1 per join, 1 per leave
--- KEYS per commit: session hash, dedupe hash, dedupe order,
+-- KEYS per commit: session hash, exactly-once records (list),
 --   then 2 per send (target session hash, target outbox), 2 per broadcast (room meta, room stream),
 --   1 per join (room meta)
--- Returns one array per commit: { 'ok', response JSON, rooms JSON ('' = unchanged), #seqs, seq..., off... }
+-- Returns per commit: 1 (done; nothing to report back), or { 'ok', response JSON ('' = as sent:
+--   it had nothing to fill in), rooms JSON ('' = unchanged), #seqs, seq..., off... },
 --   or { 'stale_epoch' } / { 'no_session' }
+--
+-- Cost: the script is atomic as a whole, so what several commits of one session write is written
+-- once per session at the end (the last state, one RPUSH of their exactly-once records, one
+-- LTRIM to DEDUPE_MAX), and each session's epoch is read once.
+--
+-- The records of a session are one list, oldest first, each entry `<ms>:<#id>:<id><response JSON>`
+-- (see recall.lua). Not a hash: Redis keeps a hash of up to 512 fields as a listpack, where every
+-- write scans it all; a list appends and trims at its ends.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dedupeMax, dedupeTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local dedupeMax = tonumber(ARGV[1])
 
 local function roomHead(meta)
   local m = redis.call('HMGET', meta, 'ep', 'n')
   if m[1] then return m[1], tonumber(m[2]) end
-  redis.call('HSET', meta, 'ep', ARGV[7], 'n', 0)
-  redis.call('PEXPIRE', meta, ARGV[6])
-  return ARGV[7], 0
+  redis.call('HSET', meta, 'ep', ARGV[5], 'n', 0)
+  redis.call('PEXPIRE', meta, ARGV[4])
+  return ARGV[5], 0
 end
 
-local a = 8
+-- unpack can spread at most a few thousand values onto Lua's stack
+local CHUNK = 1000
+
+-- Nothing in this script changes an epoch, so each session's is read once.
+local epochs = {}
+local function epochOf(session)
+  local ep = epochs[session]
+  if ep == nil then
+    ep = redis.call('HGET', session, 'ep') or false
+    epochs[session] = ep
+  end
+  return ep
+end
+
+local states, stateOrder = {}, {}
+local recorded, recordedOrder = {}, {}
+
+local a = 6
 local k = 0
 local results = {}
 
-for c = 1, tonumber(ARGV[8]) do
+for c = 1, tonumber(ARGV[6]) do
   local epoch, requestId, state, response = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local nSends, nBroadcasts, nJoins, nLeaves = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
   a = a + 8
-  local session, dedupe, order = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  k = k + 3
-  local ep = redis.call('HGET', session, 'ep')
-  if not ep or tonumber(ep) ~= tonumber(epoch) then
+  local session, list = KEYS[k + 1], KEYS[k + 2]
+  k = k + 2
+  local ep = epochOf(session)
+  if ep ~= epoch then
     results[c] = { ep and 'stale_epoch' or 'no_session' }
     a = a + 3 * nSends + 3 * nBroadcasts + nJoins + nLeaves
     k = k + 2 * nSends + 2 * nBroadcasts + nJoins
@@ -54,7 +80,7 @@ for c = 1, tonumber(ARGV[8]) do
       a = a + 3
       if redis.call('EXISTS', target) == 1 then
         local seq = redis.call('HINCRBY', target, 'seq', 1)
-        redis.call('XADD', outbox, 'MAXLEN', ARGV[4], seq .. '-0', 'r', route, 'd', data)
+        redis.call('XADD', outbox, 'MAXLEN', ARGV[2], seq .. '-0', 'r', route, 'd', data)
         local left = redis.call('PTTL', target)
         if left > 0 then redis.call('PEXPIRE', outbox, left) end
         seqs[#seqs + 1] = seq
@@ -72,9 +98,9 @@ for c = 1, tonumber(ARGV[8]) do
       a = a + 3
       local roomEpoch = roomHead(meta)
       local n = redis.call('HINCRBY', meta, 'n', 1)
-      redis.call('XADD', stream, 'MAXLEN', ARGV[5], n .. '-0', 'r', route, 'd', data)
-      redis.call('PEXPIRE', meta, ARGV[6])
-      redis.call('PEXPIRE', stream, ARGV[6])
+      redis.call('XADD', stream, 'MAXLEN', ARGV[3], n .. '-0', 'r', route, 'd', data)
+      redis.call('PEXPIRE', meta, ARGV[4])
+      redis.call('PEXPIRE', stream, ARGV[4])
       offs[#offs + 1] = roomEpoch .. ':' .. n
     end
 
@@ -99,42 +125,55 @@ for c = 1, tonumber(ARGV[8]) do
       redis.call('HSET', session, 'rooms', roomsJson)
     end
 
-    if state ~= '' then redis.call('HSET', session, 'st', state) end
+    if state ~= '' then
+      if states[session] == nil then stateOrder[#stateOrder + 1] = session end
+      states[session] = state
+    end
 
-    -- the exactly-once record, with what the commit assigned filled in
+    -- the exactly-once record, with what the commit assigned filled in (only messages assign anything)
+    local filled = ''
     if response ~= '' then
-      response = string.gsub(response, '@@tether:off:(%d+)@@', function(i) return offs[tonumber(i) + 1] or '' end)
-      response = string.gsub(response, '"@@tether:seq:(%d+)@@"', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
-      response = string.gsub(response, '@@tether:seq:(%d+)@@', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
+      if nSends + nBroadcasts > 0 then
+        response = string.gsub(response, '@@tether:off:(%d+)@@', function(i) return offs[tonumber(i) + 1] or '' end)
+        response = string.gsub(response, '"@@tether:seq:(%d+)@@"', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
+        response = string.gsub(response, '@@tether:seq:(%d+)@@', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
+        filled = response
+      end
       if requestId ~= '' then
-        redis.call('HSET', dedupe, requestId, response)
-        redis.call('ZADD', order, now, requestId)
-        local size = redis.call('ZCARD', order)
-        if size > dedupeMax then
-          local popped = redis.call('ZPOPMIN', order, size - dedupeMax)
-          -- ZPOPMIN returns member, score, member, score, ...
-          for i = 1, #popped, 2 do redis.call('HDEL', dedupe, popped[i]) end
+        local r = recorded[list]
+        if not r then
+          r = { session = session, entries = {} }
+          recorded[list] = r
+          recordedOrder[#recordedOrder + 1] = list
         end
-        local expired = redis.call('ZRANGEBYSCORE', order, '-inf', now - dedupeTtl, 'LIMIT', 0, 64)
-        if #expired > 0 then
-          redis.call('ZREM', order, unpack(expired))
-          redis.call('HDEL', dedupe, unpack(expired))
-        end
-        -- new keys start with the session's expiry; the owner's keepalive refreshes them after
-        if size == 1 then
-          local left = redis.call('PTTL', session)
-          if left > 0 then
-            redis.call('PEXPIRE', dedupe, left)
-            redis.call('PEXPIRE', order, left)
-          end
-        end
+        r.entries[#r.entries + 1] = now .. ':' .. #requestId .. ':' .. requestId .. response
       end
     end
 
-    local out = { 'ok', response, roomsJson, #seqs }
-    for _, s in ipairs(seqs) do out[#out + 1] = s end
-    for _, o in ipairs(offs) do out[#out + 1] = o end
-    results[c] = out
+    if filled == '' and roomsJson == '' and #seqs == 0 and #offs == 0 then
+      results[c] = 1
+    else
+      local out = { 'ok', filled, roomsJson, #seqs }
+      for _, s in ipairs(seqs) do out[#out + 1] = s end
+      for _, o in ipairs(offs) do out[#out + 1] = o end
+      results[c] = out
+    end
   end
 end
+
+for _, session in ipairs(stateOrder) do redis.call('HSET', session, 'st', states[session]) end
+
+-- DEDUPE_MAX: the oldest records beyond it are forgotten
+for _, list in ipairs(recordedOrder) do
+  local r = recorded[list]
+  local length = 0
+  for i = 1, #r.entries, CHUNK do length = redis.call('RPUSH', list, unpack(r.entries, i, math.min(i + CHUNK - 1, #r.entries))) end
+  if length > dedupeMax then redis.call('LTRIM', list, length - dedupeMax, -1) end
+  -- a new list starts with the session's expiry; the owner's keepalive refreshes it after
+  if length == #r.entries then
+    local left = redis.call('PTTL', r.session)
+    if left > 0 then redis.call('PEXPIRE', list, left) end
+  end
+end
+
 return results

@@ -68,6 +68,29 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     expect(await store.recalled(id, 'd')).toEqual({ ok: true, data: 'd' });
   });
 
+  it('commits several requests of one session issued together in order: the last state wins, the latest DEDUPE_MAX ids are kept', async () => {
+    const { id, epoch } = await newSession();
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => commit(id, epoch, { requestId: `q${n}`, state: { count: n }, response: { ok: true, reply: n } })),
+    );
+    expect(results.map((r) => r.ok && r.response)).toEqual([1, 2, 3, 4, 5].map((n) => ({ ok: true, data: n })));
+    expect((await store.load(id))!.state).toEqual({ count: 5 });
+    expect(await store.recalled(id, 'q2')).toBeNull();
+    expect(await store.recalled(id, 'q3')).toEqual({ ok: true, data: 3 });
+    expect(await store.recalled(id, 'q5')).toEqual({ ok: true, data: 5 });
+    // the claim hands the next owner exactly the ids still remembered
+    expect((await store.claim(id, 'i2'))!.recentRequestIds.sort()).toEqual(['q3', 'q4', 'q5']);
+  });
+
+  it('tells request ids apart whatever characters they hold', async () => {
+    const { id, epoch } = await newSession();
+    const ids = ['7:a', '7', '1:7:a', ' ', 'x'.repeat(64), 'é:{"'];
+    for (const r of ids) await commit(id, epoch, { requestId: r, response: { ok: true, reply: r } });
+    for (const r of ids.slice(-3)) expect(await store.recalled(id, r)).toEqual({ ok: true, data: r });
+    expect(await store.recalled(id, '1:7')).toBeNull();
+    expect(await store.recalled(id, 'x'.repeat(63))).toBeNull();
+  });
+
   it('forgets request ids after DEDUPE_TTL_S', async () => {
     const { id, epoch } = await newSession();
     await commit(id, epoch, { requestId: 'old', response: { ok: true, reply: 1 } });

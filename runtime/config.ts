@@ -14,6 +14,8 @@ export interface TetherConfig {
   port: number;
   host: string;
   redisUrl: string | undefined;
+  /** 'split': the two-step commit Redis Cluster needs (docs/SCALE_OUT.md); 'single' on one Redis. */
+  redisCommit: 'single' | 'split';
   instanceId: string;
   sessionTtlS: number;
   dedupeTtlS: number;
@@ -95,6 +97,8 @@ export function loadConfig(env: Env = process.env): TetherConfig {
   }
   const redisUrl = env.REDIS_URL?.trim() || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL', `expected redis://host:port, got "${redisUrl}"`);
+  const redisCommit = env.REDIS_COMMIT?.trim() || 'single';
+  if (redisCommit !== 'single' && redisCommit !== 'split') throw new ConfigError('REDIS_COMMIT', `expected single or split, got "${redisCommit}"`);
   const trustProxy = env.TRUST_PROXY?.trim() ?? '0';
   if (trustProxy !== '0' && trustProxy !== '1' && trustProxy !== '') throw new ConfigError('TRUST_PROXY', `expected 0 or 1, got "${trustProxy}"`);
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
@@ -104,6 +108,7 @@ export function loadConfig(env: Env = process.env): TetherConfig {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: env.HOST?.trim() || '0.0.0.0',
     redisUrl,
+    redisCommit,
     instanceId: env.INSTANCE_ID?.trim() || `${hostname()}-${process.pid}`,
     sessionTtlS: int(env, 'SESSION_TTL_S', 3600, 1),
     dedupeTtlS: int(env, 'DEDUPE_TTL_S', 300, 1),

@@ -52,12 +52,12 @@ export const memoryAdapters: AdapterFactory = {
   },
 };
 
-/** Real Redis, started for the suite (or TEST_REDIS_URL). */
-export const redisAdapters: AdapterFactory = {
-  name: 'redis',
+/** Real Redis, started for the suite (or TEST_REDIS_URL); `commit` picks the commit path. */
+const redisAdaptersWith = (name: string, commit: 'single' | 'split'): AdapterFactory => ({
+  name,
   async create(limits = LIMITS) {
     const redis = await startRedis();
-    const config = { ...loadConfig({ LOG_LEVEL: 'silent', HEARTBEAT_MS: '1000', INSTANCE_ID: 'contract' }), ...limits, redisUrl: redis.url };
+    const config = { ...loadConfig({ LOG_LEVEL: 'silent', HEARTBEAT_MS: '1000', INSTANCE_ID: 'contract', REDIS_COMMIT: commit }), ...limits, redisUrl: redis.url };
     const log = createLogger('silent', 'contract');
     const a = redisPorts(config, log);
     const b = redisPorts(config, log);
@@ -80,6 +80,10 @@ export const redisAdapters: AdapterFactory = {
       },
     };
   },
-};
+});
 
-export const ADAPTERS: AdapterFactory[] = [memoryAdapters, redisAdapters];
+export const redisAdapters = redisAdaptersWith('redis', 'single');
+/** The two-step commit Redis Cluster needs, run on one Redis. */
+export const redisTwoStepAdapters = redisAdaptersWith('redis, two-step commit', 'split');
+
+export const ADAPTERS: AdapterFactory[] = [memoryAdapters, redisAdapters, redisTwoStepAdapters];

@@ -169,6 +169,7 @@ describe('configuration', () => {
     ['RL_ROUTE_CHAT_SEND', 'fast'],
     ['TRUST_PROXY', 'yes'],
     ['REDIS_URL', 'localhost:6379'],
+    ['REDIS_COMMIT', 'twice'],
   ])('stops at start with a message naming %s when it is bad', async (name, value) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], { env: { ...process.env, [name]: value }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';

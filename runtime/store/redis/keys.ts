@@ -9,7 +9,7 @@ export const PREFIX = 'tether';
 
 export const sessionKeys = (id: string) => {
   const tag = `${PREFIX}:{s:${id}}`;
-  return { session: `${tag}:session`, records: `${tag}:records`, outbox: `${tag}:outbox` };
+  return { session: `${tag}:session`, records: `${tag}:records`, outbox: `${tag}:outbox`, pending: `${tag}:pending` };
 };
 
 export const roomKeys = (room: string) => {

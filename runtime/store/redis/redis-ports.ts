@@ -24,7 +24,7 @@ export function redisPorts(config: TetherConfig & { redisUrl: string }, log: Log
   const subscriber = createRedisClient(config.redisUrl, log, 'pubsub');
   commands.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis connect failed; retrying'));
   subscriber.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis pubsub connect failed; retrying'));
-  const store = new RedisSessionStore(commands, config, call);
+  const store = new RedisSessionStore(commands, config, call, config.redisCommit);
   const presence = new RedisPresence(commands, config.instanceId, config.heartbeatMs, call);
   commands.on('ready', () => void presence.alive().catch(() => {}));
   const bus = new RedisBus(commands, subscriber, log, call);

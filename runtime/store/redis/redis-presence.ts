@@ -33,8 +33,10 @@ export class RedisPresence implements Presence {
     await this.call(runScript(this.client, 'presence-remove', [roomKeys(room).presence], [sessionId, epoch]));
   }
 
+  /** Two calls, each on one slot (Redis Cluster): the live instances, then the room's members on them. */
   async list(room: string): Promise<string[]> {
-    return (await this.call(runScript(this.client, 'presence-list', [roomKeys(room).presence, instancesKey], []))) as string[];
+    const alive = (await this.call(runScript(this.client, 'instances-alive', [instancesKey], []))) as string[];
+    return (await this.call(runScript(this.client, 'presence-list', [roomKeys(room).presence], alive))) as string[];
   }
 
   async close(): Promise<void> {

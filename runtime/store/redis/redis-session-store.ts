@@ -4,15 +4,22 @@
  * owns sessions it keeps their keys alive; once it lets go (or dies) they expire SESSION_TTL_S later.
  */
 import { randomBytes } from 'node:crypto';
-import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch, parseOffset } from '../offsets.ts';
+import { appendCommit, type CommitReply, commitResult } from './commit-args.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { LoopBatch, type Pending } from './loop-batch.ts';
+import { TwoStepCommit } from './redis-two-step.ts';
 import { runScript } from './scripts.ts';
+
+/**
+ * How a commit reaches Redis: 'single', one script for the sender's keys and every target (one
+ * Redis); 'split', the two-step commit of redis-two-step.ts (Redis Cluster: one slot per script).
+ */
+export type CommitMode = 'single' | 'split';
 
 const KEEPALIVE_MAX_MS = 60_000;
 
@@ -20,8 +27,15 @@ export class RedisSessionStore implements SessionStore {
   private readonly owned = new Map<string, number>();
   private readonly commits = new LoopBatch<CommitInput, CommitResult>((batch) => this.flush(batch));
   private readonly keepalive: NodeJS.Timeout;
+  private readonly twoStep: TwoStepCommit;
 
-  constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {
+  constructor(
+    private readonly client: RedisClient,
+    private readonly limits: StoreLimits,
+    private readonly call: RedisCall,
+    private readonly mode: CommitMode = 'single',
+  ) {
+    this.twoStep = new TwoStepCommit(client, limits, call);
     // Refresh well before the TTL runs out; a dead owner stops refreshing and its sessions expire.
     const every = Math.max(100, Math.min(KEEPALIVE_MAX_MS, (limits.sessionTtlS * 1000) / 3));
     this.keepalive = setInterval(() => void this.refreshOwned(), every);
@@ -49,9 +63,18 @@ export class RedisSessionStore implements SessionStore {
 
   async claim(sessionId: string, _instanceId: string): Promise<Claim | null> {
     const k = sessionKeys(sessionId);
-    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.records, k.outbox], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
+    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.records, k.outbox, k.pending], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
     if (!reply) return null;
-    const [epoch, tok, uid, st, rooms, seq, ...recent] = reply as [number, string, string, string, string, number, ...string[]];
+    const [epoch, tok, uid, st, rooms, seq, nRecent] = reply as [number, string, string, string, string, number, number];
+    const recent = reply.slice(7, 7 + nRecent) as string[];
+    const pending = reply.slice(7 + nRecent) as string[];
+    // A two-step commit cut short (its instance died between the steps): finish it before the
+    // session answers anything, and before the state below is handed out.
+    if (pending.length > 0) {
+      const entries: [string, string][] = [];
+      for (let i = 0; i < pending.length; i += 2) entries.push([pending[i]!, pending[i + 1]!]);
+      await this.twoStep.finishPending(sessionId, entries);
+    }
     this.owned.set(sessionId, epoch);
     return {
       record: { id: sessionId, tokenHash: tok, userId: uid, state: JSON.parse(st ?? 'null'), rooms: JSON.parse(rooms ?? '{}'), epoch, lastSeq: seq },
@@ -63,7 +86,7 @@ export class RedisSessionStore implements SessionStore {
   async release(sessionId: string, epoch: number): Promise<void> {
     if (this.owned.get(sessionId) === epoch) this.owned.delete(sessionId);
     const k = sessionKeys(sessionId);
-    await this.call(runScript(this.client, 'release', [k.session, k.records, k.outbox], [epoch, this.ttlMs]));
+    await this.call(runScript(this.client, 'release', [k.session, k.records, k.outbox, k.pending], [epoch, this.ttlMs]));
   }
 
   async exists(sessionId: string): Promise<boolean> {
@@ -81,10 +104,25 @@ export class RedisSessionStore implements SessionStore {
    * call, each still atomic and fenced on its own.
    */
   commit(input: CommitInput): Promise<CommitResult> {
+    // the two-step commit is needed only when a commit reaches beyond the sender's slot
+    if (this.mode === 'split' && input.sends.length + input.broadcasts.length + input.joins.length > 0) return this.twoStep.commit(input);
     return this.commits.add(input);
   }
 
   private async flush(batch: Pending<CommitInput, CommitResult>[]): Promise<void> {
+    if (this.mode === 'single') return this.commitTogether(batch);
+    // on a Cluster one script call may only touch one slot: one call per session
+    const bySession = new Map<string, Pending<CommitInput, CommitResult>[]>();
+    for (const entry of batch) {
+      const group = bySession.get(entry.input.sessionId);
+      if (group) group.push(entry);
+      else bySession.set(entry.input.sessionId, [entry]);
+    }
+    await Promise.all([...bySession.values()].map((group) => this.commitTogether(group).catch((err: unknown) => group.forEach((p) => p.reject(err)))));
+  }
+
+  /** One commit.lua call for a batch (here without two-step work: 'single' mode). */
+  private async commitTogether(batch: Pending<CommitInput, CommitResult>[]): Promise<void> {
     const keys: string[] = [];
     const args: (string | number)[] = [
       this.limits.dedupeMax,
@@ -93,10 +131,11 @@ export class RedisSessionStore implements SessionStore {
       this.limits.roomTtlS * 1000,
       // only a batch that may create a room history needs a fresh epoch for it
       batch.some(({ input }) => input.broadcasts.length + input.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '',
+      'single',
       batch.length,
     ];
     const responses = batch.map(({ input }) => appendCommit(input, keys, args));
-    const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as (1 | unknown[])[];
+    const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
     batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, responses[i], replies[i]!)));
   }
 
@@ -141,78 +180,8 @@ export class RedisSessionStore implements SessionStore {
     const multi = this.client.multi();
     for (const id of this.owned.keys()) {
       const k = sessionKeys(id);
-      for (const key of [k.session, k.records, k.outbox]) multi.pExpire(key, this.ttlMs);
+      for (const key of [k.session, k.records, k.outbox, k.pending]) multi.pExpire(key, this.ttlMs);
     }
     await multi.execAsPipeline().catch(() => {});
   }
-}
-
-/**
- * Adds one commit's keys and arguments, in the layout commit.lua reads. Returns the response when
- * it is already final (nothing for the commit to fill in), so the script need not send it back.
- */
-function appendCommit(input: CommitInput, keys: string[], args: (string | number)[]): StoredResponse | undefined {
-  const k = sessionKeys(input.sessionId);
-  keys.push(k.session, k.records);
-  const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
-  args.push(
-    input.epoch,
-    input.requestId ?? '',
-    input.state === undefined ? '' : JSON.stringify(input.state),
-    response ? JSON.stringify(response) : '',
-    input.sends.length,
-    input.broadcasts.length,
-    input.joins.length,
-    input.leaves.length,
-  );
-  for (const s of input.sends) {
-    const t = sessionKeys(s.to);
-    keys.push(t.session, t.outbox);
-    args.push(s.to, s.route, JSON.stringify(s.data ?? null));
-  }
-  for (const b of input.broadcasts) {
-    const r = roomKeys(b.room);
-    keys.push(r.meta, r.stream);
-    args.push(b.room, b.route, JSON.stringify(b.data ?? null));
-  }
-  for (const room of input.joins) {
-    keys.push(roomKeys(room).meta);
-    args.push(room);
-  }
-  for (const room of input.leaves) args.push(room);
-  return input.sends.length + input.broadcasts.length === 0 ? response : undefined;
-}
-
-/** Reads one commit's reply from commit.lua. */
-function commitResult(input: CommitInput, final: StoredResponse | undefined, reply: 1 | unknown[]): CommitResult {
-  if (reply === 1) return input.response ? { ok: true, sent: [], broadcast: [], response: final! } : { ok: true, sent: [], broadcast: [] };
-  const status = reply[0] as string;
-  if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
-  const responseJson = reply[1] as string;
-  const nSeqs = reply[3] as number;
-  const seqs = reply.slice(4, 4 + nSeqs) as number[];
-  const offs = reply.slice(4 + nSeqs) as string[];
-  const sent: DirectMessage[] = [];
-  input.sends.forEach((s, i) => {
-    if (seqs[i]! > 0) sent.push({ to: s.to, seq: seqs[i]!, route: s.route, data: s.data ?? null });
-  });
-  const broadcast: RoomMessage[] = input.broadcasts.map((b, i) => ({ room: b.room, off: offs[i]!, route: b.route, data: b.data ?? null }));
-  const result: CommitResult = { ok: true, sent, broadcast };
-  if (reply[2] !== '') result.rooms = JSON.parse(reply[2] as string) as Record<string, string>;
-  if (input.response) result.response = final ?? (JSON.parse(responseJson) as StoredResponse);
-  return result;
-}
-
-/**
- * The response to record, with what the commit will assign standing in as placeholders that the
- * commit script fills in (offsets and seqs only exist once the script has run).
- */
-function templateResponse(response: NonNullable<CommitInput['response']>, broadcasts: number, sends: number): StoredResponse {
-  if (!response.ok) return { ok: false, error: response.error };
-  const placeholders: Committed = {
-    offsets: Array.from({ length: broadcasts }, (_, i) => `@@tether:off:${i}@@`),
-    seqs: Array.from({ length: sends }, (_, i) => `@@tether:seq:${i}@@` as unknown as number),
-  };
-  const data = resolveReply(response.reply, placeholders);
-  return data === undefined ? { ok: true } : { ok: true, data };
 }

@@ -1,0 +1,94 @@
+/**
+ * @module store/redis/redis-two-step
+ * The two-step commit Redis Cluster needs, where a script may only touch one slot:
+ *   1. commit.lua in 'split' mode, on the sender's slot: epoch check, state, memberships, and the
+ *      request's messages kept as one pending entry (its exactly-once record waits for them);
+ *   2. deliver.lua per message, on the target's slot: appended to the outbox or room stream;
+ *   3. finish.lua, on the sender's slot: the response recorded, with the seqs and offsets the
+ *      messages got, and the pending entry dropped.
+ * When an instance dies between the steps, the session's next owner finishes its pending entries
+ * at claim, before it answers anything (`finishPending`). Each appended entry carries its delivery
+ * key, and a finisher looks for it before appending, so a message is never appended twice.
+ * On one Redis the one-call commit does all three at once; `REDIS_COMMIT=split` runs this path there.
+ */
+import { randomBytes } from 'node:crypto';
+import type { StoredResponse } from '../../ports/messages.ts';
+import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
+import type { StoreLimits } from '../memory/memory-session-store.ts';
+import { newRoomEpoch } from '../offsets.ts';
+import { appendCommit, commitResult, type CommitReply, committed, fillTemplate, templateResponse } from './commit-args.ts';
+import type { RedisCall, RedisClient } from './connection.ts';
+import { roomKeys, sessionKeys } from './keys.ts';
+import { runScript } from './scripts.ts';
+
+/** One message of a pending entry: direct ('s', target session) or room ('b', room). */
+type Delivery = ['s' | 'b', string, string, string];
+
+/** A pending entry as commit.lua stores it. */
+interface PendingEntry {
+  id: string;
+  res: string;
+  d: Delivery[];
+}
+
+export class TwoStepCommit {
+  constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {}
+
+  async commit(input: CommitInput): Promise<CommitResult> {
+    const joinOffsets = await Promise.all(input.joins.map((room) => this.roomHead(room)));
+    const keys: string[] = [];
+    const args: (string | number)[] = [this.limits.dedupeMax, this.limits.outboxMax, this.limits.roomHistoryMax, this.limits.roomTtlS * 1000, '', 'split', 1];
+    const final = appendCommit(input, keys, args, joinOffsets);
+    const [reply] = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
+    if (reply === 1 || (reply![0] as string) !== 'pending') return commitResult(input, final, reply!);
+    const n = String(reply![1]);
+    const roomsJson = reply![2] as string;
+    const template = input.response ? JSON.stringify(templateResponse(input.response, input.broadcasts.length, input.sends.length)) : '';
+    const { seqs, offs, response } = await this.finish(input.sessionId, n, { id: input.requestId ?? '', res: template, d: deliveriesOf(input) }, false);
+    return committed(input, seqs, offs, roomsJson, input.response ? response : undefined);
+  }
+
+  /** Finishes what a commit cut short left pending, oldest first (the claim's first job). */
+  async finishPending(sessionId: string, entries: [n: string, json: string][]): Promise<void> {
+    entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+    for (const [n, json] of entries) await this.finish(sessionId, n, JSON.parse(json) as PendingEntry, true);
+  }
+
+  /** Steps 2 and 3 of one pending entry. */
+  private async finish(sessionId: string, n: string, entry: PendingEntry, recovering: boolean) {
+    const seqs: number[] = [];
+    const offs: string[] = [];
+    // in order: two messages of one request to one stream keep their order
+    for (const [i, [kind, target, route, data]] of entry.d.entries()) {
+      const key = `${sessionId}:${n}:${i}`;
+      if (kind === 's') seqs.push((await this.deliver(kind, sessionKeys(target).session, sessionKeys(target).outbox, route, data, key, recovering)) as number);
+      else offs.push((await this.deliver(kind, roomKeys(target).meta, roomKeys(target).stream, route, data, key, recovering)) as string);
+    }
+    const responseJson = entry.res === '' ? '' : fillTemplate(entry.res, seqs, offs);
+    const k = sessionKeys(sessionId);
+    await this.call(runScript(this.client, 'finish', [k.session, k.records, k.pending], [n, entry.id, responseJson, this.limits.dedupeMax]));
+    const response = responseJson === '' ? undefined : (JSON.parse(responseJson) as StoredResponse);
+    return { seqs, offs, response };
+  }
+
+  private deliver(kind: 's' | 'b', head: string, stream: string, route: string, data: string, key: string, recovering: boolean): Promise<unknown> {
+    const cap = kind === 's' ? this.limits.outboxMax : this.limits.roomHistoryMax;
+    const args = [kind, route, data, cap, this.limits.roomTtlS * 1000, kind === 'b' ? freshRoomEpoch() : '', key, recovering ? '1' : ''];
+    return this.call(runScript(this.client, 'deliver', [head, stream], args));
+  }
+
+  private async roomHead(room: string): Promise<string> {
+    return (await this.call(runScript(this.client, 'room-head', [roomKeys(room).meta], [freshRoomEpoch(), this.limits.roomTtlS * 1000]))) as string;
+  }
+}
+
+function deliveriesOf(input: CommitInput): Delivery[] {
+  return [
+    ...input.sends.map((s): Delivery => ['s', s.to, s.route, JSON.stringify(s.data ?? null)]),
+    ...input.broadcasts.map((b): Delivery => ['b', b.room, b.route, JSON.stringify(b.data ?? null)]),
+  ];
+}
+
+function freshRoomEpoch(): string {
+  return newRoomEpoch(Date.now(), randomBytes(3).toString('hex'));
+}

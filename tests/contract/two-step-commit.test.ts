@@ -1,0 +1,124 @@
+/**
+ * The two-step commit (REDIS_COMMIT=split, what Redis Cluster needs) when its instance dies between
+ * the steps: the session's next owner finishes the deliveries at claim, before answering anything,
+ * and nothing is appended twice. The "dead instance" here runs step 1 (and, in the second case, one
+ * of the deliveries) exactly as redis-two-step.ts does, and then stops.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterCommit } from '../../runtime/app/define-app.ts';
+import { hashToken } from '../../runtime/auth/session-token.ts';
+import { loadConfig } from '../../runtime/config.ts';
+import type { CommitInput } from '../../runtime/ports/session-store.ts';
+import { appendCommit } from '../../runtime/store/redis/commit-args.ts';
+import { createRedisClient, type RedisClient, timedCalls } from '../../runtime/store/redis/connection.ts';
+import { roomKeys, sessionKeys } from '../../runtime/store/redis/keys.ts';
+import { RedisSessionStore } from '../../runtime/store/redis/redis-session-store.ts';
+import { runScript } from '../../runtime/store/redis/scripts.ts';
+import { createLogger } from '../../runtime/telemetry/logger.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+
+const limits = { sessionTtlS: 60, dedupeTtlS: 60, dedupeMax: 16, outboxMax: 100, roomHistoryMax: 100, roomTtlS: 60 };
+
+describe('two-step commit: an instance dies between the steps', () => {
+  let redis: TestRedis;
+  let client: RedisClient;
+  let store: RedisSessionStore;
+  const call = timedCalls();
+  beforeAll(async () => {
+    redis = await startRedis();
+    const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), ...limits, redisUrl: redis.url };
+    client = createRedisClient(config.redisUrl, createLogger('silent', 'test'), 'test');
+    await client.connect();
+    store = new RedisSessionStore(client, limits, call, 'split');
+  });
+  afterAll(async () => {
+    await store?.close();
+    call.stop();
+    await client?.quit();
+    await redis?.cleanup();
+  });
+
+  const newSession = async () => {
+    const id = `s-${randomUUID()}`;
+    await store.create({ id, tokenHash: hashToken('t'), userId: id, state: { n: 0 }, instanceId: 'i1' });
+    return id;
+  };
+
+  /** Step 1 of a commit, as the instance that then dies ran it: returns the pending entry's number. */
+  const stepOne = async (input: CommitInput, joinOffsets: string[] = []) => {
+    const keys: string[] = [];
+    const args: (string | number)[] = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, '', 'split', 1];
+    appendCommit(input, keys, args, joinOffsets);
+    const [reply] = (await runScript(client, 'commit', keys, args)) as unknown[][];
+    expect(reply![0]).toBe('pending');
+    return String(reply![1]);
+  };
+
+  const setUp = async () => {
+    const sender = await newSession();
+    const target = await newSession();
+    const room = `room-${randomUUID()}`;
+    await store.commit({ sessionId: sender, epoch: 1, joins: [room], leaves: [], sends: [], broadcasts: [] });
+    const input: CommitInput = {
+      sessionId: sender,
+      epoch: 1,
+      requestId: 'r1',
+      state: { n: 1 },
+      joins: [],
+      leaves: [],
+      sends: [{ to: target, route: 'dm', data: { text: 'hi' } }],
+      broadcasts: [{ room, route: 'chat', data: { text: 'all' } }],
+      response: { ok: true, reply: afterCommit((c) => ({ seq: c.seqs[0], off: c.offsets[0] })) },
+    };
+    return { sender, target, room, input };
+  };
+
+  const streamLength = (key: string) => client.xLen(key);
+
+  it('the next owner delivers every pending message once and records the response before it answers', async () => {
+    const { sender, target, room, input } = await setUp();
+    await stepOne(input);
+    // the state is committed, the messages are not delivered yet, the request id is not answered
+    expect(await streamLength(sessionKeys(target).outbox)).toBe(0);
+    expect(await streamLength(roomKeys(room).stream)).toBe(0);
+
+    const claim = await store.claim(sender, 'i2');
+    expect(claim!.record.state).toEqual({ n: 1 });
+    expect(await streamLength(sessionKeys(target).outbox)).toBe(1);
+    expect(await streamLength(roomKeys(room).stream)).toBe(1);
+    const replay = await store.readRoom(room, claim!.record.rooms[room]!);
+    expect(replay.messages.map((m) => m.data)).toEqual([{ text: 'all' }]);
+    expect((await store.readOutbox(target, 0)).messages.map((m) => [m.seq, m.data])).toEqual([[1, { text: 'hi' }]]);
+    // the re-sent request gets the response with what the deliveries assigned
+    expect(await store.recalled(sender, 'r1')).toEqual({ ok: true, data: { seq: 1, off: replay.messages[0]!.off } });
+    expect(await client.hLen(sessionKeys(sender).pending)).toBe(0);
+
+    // a later claim finds nothing left to do
+    await store.claim(sender, 'i3');
+    expect(await streamLength(sessionKeys(target).outbox)).toBe(1);
+    expect(await streamLength(roomKeys(room).stream)).toBe(1);
+  });
+
+  it('a message delivered before the crash is not appended again', async () => {
+    const { sender, target, room, input } = await setUp();
+    const n = await stepOne(input);
+    // the dead instance got as far as the first delivery (the direct message)
+    const k = sessionKeys(target);
+    await runScript(client, 'deliver', [k.session, k.outbox], ['s', 'dm', JSON.stringify({ text: 'hi' }), limits.outboxMax, limits.roomTtlS * 1000, '', `${sender}:${n}:0`, '']);
+    // meanwhile others wrote to the same streams
+    await store.commit({ sessionId: target, epoch: 1, joins: [], leaves: [], sends: [{ to: target, route: 'dm', data: 'other' }], broadcasts: [] });
+
+    await store.claim(sender, 'i2');
+    expect((await store.readOutbox(target, 0)).messages.map((m) => m.data)).toEqual([{ text: 'hi' }, 'other']);
+    expect(await streamLength(roomKeys(room).stream)).toBe(1);
+    expect(await store.recalled(sender, 'r1')).toMatchObject({ ok: true, data: { seq: 1 } });
+  });
+
+  it('a stale owner cannot start a two-step commit after the claim', async () => {
+    const { sender, input } = await setUp();
+    await store.claim(sender, 'i2');
+    expect(await store.commit(input)).toEqual({ ok: false, reason: 'stale_epoch' });
+    expect(await client.hLen(sessionKeys(sender).pending)).toBe(0);
+  });
+});

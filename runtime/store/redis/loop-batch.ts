@@ -1,9 +1,11 @@
 /**
  * @module store/redis/loop-batch
- * Collects calls made during one turn of the event loop and hands them over as one batch. The
- * flush runs in the loop's check phase (setImmediate), after every socket read of this turn, so a
- * batch holds what all connections sent at once, not just one socket's frames; it adds no timer
- * and no wait beyond the end of the current turn.
+ * Collects calls and hands them over as one batch. While an earlier batch is still out at Redis
+ * (the instance is busy), the flush waits for the loop's check phase (setImmediate), after every
+ * socket read of this turn, so a batch holds what all connections sent at once, not just one
+ * socket's frames. When nothing is out (a quiet instance), the flush goes as soon as the current
+ * callback is done (nextTick), so a lone request does not wait behind the rest of the turn's I/O.
+ * Neither adds a timer.
  */
 
 export interface Pending<I, O> {
@@ -14,13 +16,16 @@ export interface Pending<I, O> {
 
 export class LoopBatch<I, O> {
   private pending: Pending<I, O>[] = [];
+  private inFlight = 0;
 
   constructor(private readonly flush: (batch: Pending<I, O>[]) => Promise<void>) {}
 
   add(input: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ input, resolve, reject });
-      if (this.pending.length === 1) setImmediate(flushBatch, this);
+      if (this.pending.length > 1) return;
+      if (this.inFlight > 0) setImmediate(flushBatch, this);
+      else process.nextTick(flushBatch, this);
     });
   }
 
@@ -28,9 +33,12 @@ export class LoopBatch<I, O> {
   take(): void {
     const batch = this.pending;
     this.pending = [];
-    this.flush(batch).catch((err: unknown) => {
-      for (const p of batch) p.reject(err);
-    });
+    this.inFlight++;
+    this.flush(batch)
+      .catch((err: unknown) => {
+        for (const p of batch) p.reject(err);
+      })
+      .finally(() => this.inFlight--);
   }
 }
 

@@ -20,7 +20,7 @@ import { rateLimit } from '../pipeline/stages/rate-limit.ts';
 import { partitionEffects } from '../pipeline/stages/effects.ts';
 import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
 import { decodeFrame } from '../protocol/decode.ts';
-import { encodeError, encodeFail, encodeFrame, encodeOk, PONG } from '../protocol/encode.ts';
+import { encodeError, encodeFail, encodeFrame, encodeOk, encodeRecorded, PONG } from '../protocol/encode.ts';
 import type { HelloFrame, ReqFrame } from '../protocol/frames.ts';
 import type { LocalRouter, Routable } from '../server/local-router.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -127,7 +127,8 @@ export class Connection implements Routable, FeedSink {
         // The limiter does not depend on state: ask it now, so its round trip overlaps earlier
         // requests. Not for an id that may be a re-send (dedupe answers those without tokens).
         if (this.session && !this.session.recorded.has(frame.id) && frame.id !== this.decidingId && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
-          req.prefetchedLimit = Promise.resolve(rateLimit(req, this.deps));
+          const limited = rateLimit(req, this.deps);
+          if (limited) req.prefetchedLimit = Promise.resolve(limited);
         }
         this.mailbox.push({ kind: 'req', req, receivedAt: performance.now() });
         this.runMailbox();
@@ -355,13 +356,17 @@ export class Connection implements Routable, FeedSink {
     // The next request builds on this one's outcome at once.
     if (!req.rejected && req.result?.state !== undefined) session.state = req.result.state;
     this.commitsInFlight++;
-    const committed = Promise.resolve(commit(req, deps))
-      .then((a) => a ?? INTERNAL)
-      .catch((err: unknown) => {
+    const committed = Promise.resolve(commit(req, deps)).then(
+      (a) => {
+        this.commitsInFlight--;
+        return a ?? INTERNAL;
+      },
+      (err: unknown) => {
+        this.commitsInFlight--;
         deps.log.error({ err }, 'commit stage threw');
         return INTERNAL;
-      })
-      .finally(() => this.commitsInFlight--);
+      },
+    );
     const done = this.answerInOrder(req, receivedAt, committed);
     const effects = req.result?.effects;
     if (effects?.some((e) => e.type === 'join' || e.type === 'leave' || e.type === 'close')) await done;
@@ -387,7 +392,8 @@ export class Connection implements Routable, FeedSink {
     if (answer.commit) await this.applyCommit(answer.commit);
     if (this.isClosed()) return;
     const r = answer.response;
-    this.sendText(r.ok ? encodeOk(frame.id, r.data) : encodeFail(frame.id, r.error));
+    const json = answer.commit?.responseJson;
+    this.sendText(json !== undefined ? encodeRecorded(frame.id, json) : r.ok ? encodeOk(frame.id, r.data) : encodeFail(frame.id, r.error));
     deps.metrics.messageSent('res');
     deps.metrics.handlerDuration(frame.route, (performance.now() - receivedAt) / 1000);
     for (const scope of answer.refusedBy ?? []) deps.metrics.rateLimited(scope);

@@ -5,9 +5,14 @@
  * many as the store does: an id missing here is certainly missing there.
  */
 export class RecentIds {
-  private readonly ids = new Set<string>();
+  /** id -> the number of its latest add */
+  private readonly ids = new Map<string, number>();
+  /** the ids of the last `capacity` adds, by add number modulo capacity */
+  private readonly ring: (string | undefined)[];
+  private adds = 0;
 
-  constructor(initial: Iterable<string>, private readonly capacity: number) {
+  constructor(initial: Iterable<string>, capacity: number) {
+    this.ring = new Array<string | undefined>(Math.max(1, capacity));
     for (const id of initial) this.add(id);
   }
 
@@ -15,9 +20,13 @@ export class RecentIds {
     return this.ids.has(id);
   }
 
+  /** Adds an id as the newest; the oldest falls out once capacity is reached (an id added again counts from its latest add). */
   add(id: string): void {
-    this.ids.delete(id);
-    this.ids.add(id);
-    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
+    const n = this.adds++;
+    const slot = n % this.ring.length;
+    const oldest = this.ring[slot];
+    if (oldest !== undefined && this.ids.get(oldest) === n - this.ring.length) this.ids.delete(oldest);
+    this.ring[slot] = id;
+    this.ids.set(id, n);
   }
 }

@@ -61,6 +61,8 @@ export type CommitResult =
   | {
       ok: true;
       response?: StoredResponse;
+      /** `response` as JSON, when the store has it already (the `res` frame is built from it). */
+      responseJson?: string;
       sent: DirectMessage[];
       broadcast: RoomMessage[];
       /** Rooms after the commit; absent when the commit changed no membership. */

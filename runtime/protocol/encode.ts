@@ -12,6 +12,12 @@ export const encodeOk = (id: string, data: unknown): string =>
 
 export const encodeFail = (id: string, error: WireError): string => JSON.stringify({ t: 'res', id, ok: false, error });
 
+/**
+ * A `res` from a response the store already holds as JSON (`{"ok":...}`): the same text as
+ * encodeOk/encodeFail give, without serializing the data a second time.
+ */
+export const encodeRecorded = (id: string, responseJson: string): string => `{"t":"res","id":${JSON.stringify(id)},${responseJson.slice(1)}`;
+
 export const encodeError = (error: WireError): string => JSON.stringify({ t: 'error', error });
 
 export const PONG = '{"t":"pong"}';

@@ -3,11 +3,13 @@
  * A request id this session already processed is answered from its record: not run, no tokens.
  * Only ids the owner knows the store may hold cost a lookup.
  */
-import type { Stage } from '../types.ts';
+import type { Answer, PipelineDeps, PipelineRequest, Stage } from '../types.ts';
 import { unavailable } from './answers.ts';
 
-export const dedupe: Stage = async (req, deps) => {
-  if (!req.session.recorded.has(req.frame.id)) return undefined;
+export const dedupe: Stage = (req, deps) => (req.session.recorded.has(req.frame.id) ? recall(req, deps) : undefined);
+
+/** The recorded `res` of an id this session may have run before (a synchronous miss costs no promise). */
+async function recall(req: PipelineRequest, deps: PipelineDeps): Promise<Answer | undefined> {
   try {
     const recalled = await deps.store.recalled(req.session.id, req.frame.id);
     return recalled ? { kind: 'res', response: recalled } : undefined;
@@ -15,4 +17,4 @@ export const dedupe: Stage = async (req, deps) => {
     deps.log.warn({ err }, 'dedupe lookup failed');
     return unavailable();
   }
-};
+}

@@ -8,20 +8,27 @@ import type { DirectMessage, RoomMessage, StoredResponse } from '../../ports/mes
 import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 
+/** A response that is final before the commit runs (nothing to fill in), and its JSON. */
+export interface FinalResponse {
+  response: StoredResponse;
+  json: string;
+}
+
 /**
  * Adds one commit's keys and arguments, in the layout commit.lua reads. Returns the response when
  * it is already final (nothing for the commit to fill in), so the script need not send it back.
  */
-export function appendCommit(input: CommitInput, keys: string[], args: (string | number)[], joinOffsets?: string[]): StoredResponse | undefined {
+export function appendCommit(input: CommitInput, keys: string[], args: (string | number)[], joinOffsets?: string[]): FinalResponse | undefined {
   const k = sessionKeys(input.sessionId);
   keys.push(k.session, k.records, k.pending);
   const split = joinOffsets !== undefined;
   const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
+  const json = response ? JSON.stringify(response) : '';
   args.push(
     input.epoch,
     input.requestId ?? '',
     input.state === undefined ? '' : JSON.stringify(input.state),
-    response ? JSON.stringify(response) : '',
+    json,
     input.sends.length,
     input.broadcasts.length,
     input.joins.length,
@@ -44,22 +51,25 @@ export function appendCommit(input: CommitInput, keys: string[], args: (string |
     }
   });
   for (const room of input.leaves) args.push(room);
-  return input.sends.length + input.broadcasts.length === 0 ? response : undefined;
+  return response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined;
 }
 
 /** One commit's reply from commit.lua. */
 export type CommitReply = 1 | unknown[];
 
 /** Reads one commit's reply from commit.lua (a 'pending' reply is the two-step commit's business). */
-export function commitResult(input: CommitInput, final: StoredResponse | undefined, reply: CommitReply): CommitResult {
-  if (reply === 1) return input.response ? { ok: true, sent: [], broadcast: [], response: final! } : { ok: true, sent: [], broadcast: [] };
+export function commitResult(input: CommitInput, final: FinalResponse | undefined, reply: CommitReply): CommitResult {
+  if (reply === 1) return final ? { ok: true, sent: [], broadcast: [], response: final.response, responseJson: final.json } : { ok: true, sent: [], broadcast: [] };
   const status = reply[0] as string;
   if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
   const responseJson = reply[1] as string;
   const nSeqs = reply[3] as number;
   const seqs = reply.slice(4, 4 + nSeqs) as number[];
   const offs = reply.slice(4 + nSeqs) as string[];
-  return committed(input, seqs, offs, reply[2] as string, input.response ? (final ?? (JSON.parse(responseJson) as StoredResponse)) : undefined);
+  if (!input.response) return committed(input, seqs, offs, reply[2] as string, undefined);
+  const result = committed(input, seqs, offs, reply[2] as string, final ? final.response : (JSON.parse(responseJson) as StoredResponse));
+  if (result.ok) result.responseJson = final ? final.json : responseJson;
+  return result;
 }
 
 /** A successful commit's result, from the seqs and offsets its messages got. */

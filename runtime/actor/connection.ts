@@ -126,7 +126,7 @@ export class Connection implements Routable, FeedSink {
         const req: PipelineRequest = { frame, session: this.session!, ip: this.ip };
         // The limiter does not depend on state: ask it now, so its round trip overlaps earlier
         // requests. Not for an id that may be a re-send (dedupe answers those without tokens).
-        if (this.session && !this.session.recorded.has(frame.id) && frame.id !== this.decidingId && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
+        if (this.deps.requestsLimited && this.session && !this.session.recorded.has(frame.id) && frame.id !== this.decidingId && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
           const limited = rateLimit(req, this.deps);
           if (limited) req.prefetchedLimit = Promise.resolve(limited);
         }

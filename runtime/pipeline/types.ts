@@ -74,6 +74,8 @@ export interface PipelineDeps {
   log: Logger;
   /** The rate limit of a route per user, after `RL_ROUTE_<NAME>` overrides. */
   routeLimit(route: string): { rate: number; burst: number } | undefined;
+  /** False when every request limit (user, IP and every route's) is off. */
+  requestsLimited: boolean;
 }
 
 /** A stage either lets the request go on (returns nothing) or ends it with an answer. */

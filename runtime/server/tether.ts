@@ -62,6 +62,7 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
     router,
     metrics,
     routeLimit: (route: string) => routeLimits.get(route),
+    requestsLimited: config.rlUser.rate > 0 || config.rlIp.rate > 0 || [...routeLimits.values()].some((l) => l.rate > 0),
   };
 
   const http = new Hono<{ Bindings: HttpBindings; Variables: { ip: string } }>();

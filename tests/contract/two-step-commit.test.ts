@@ -105,7 +105,7 @@ describe('two-step commit: an instance dies between the steps', () => {
     const n = await stepOne(input);
     // the dead instance got as far as the first delivery (the direct message)
     const k = sessionKeys(target);
-    await runScript(client, 'deliver', [k.session, k.outbox], ['s', 'dm', JSON.stringify({ text: 'hi' }), limits.outboxMax, limits.roomTtlS * 1000, '', `${sender}:${n}:0`, '']);
+    await runScript(client, 'deliver', [k.session, k.outbox], ['s', 'dm', JSON.stringify({ text: 'hi' }), limits.outboxMax, limits.roomTtlS * 1000, '', sender, n, 0]);
     // meanwhile others wrote to the same streams
     await store.commit({ sessionId: target, epoch: 1, joins: [], leaves: [], sends: [{ to: target, route: 'dm', data: 'other' }], broadcasts: [] });
 
@@ -113,6 +113,55 @@ describe('two-step commit: an instance dies between the steps', () => {
     expect((await store.readOutbox(target, 0)).messages.map((m) => m.data)).toEqual([{ text: 'hi' }, 'other']);
     expect(await streamLength(roomKeys(room).stream)).toBe(1);
     expect(await store.recalled(sender, 'r1')).toMatchObject({ ok: true, data: { seq: 1 } });
+  });
+
+  it('finishes several pending entries in order, each message once, each response with its own seq', async () => {
+    const sender = await newSession();
+    const target = await newSession();
+    const dm = (id: string, text: string): CommitInput => ({
+      sessionId: sender,
+      epoch: 1,
+      requestId: id,
+      joins: [],
+      leaves: [],
+      sends: [{ to: target, route: 'dm', data: text }],
+      broadcasts: [],
+      response: { ok: true, reply: afterCommit((c) => ({ seq: c.seqs[0] })) },
+    });
+    const n1 = await stepOne(dm('a', 'first'));
+    const n2 = await stepOne(dm('b', 'second'));
+    // the dead instance delivered both messages but recorded neither response
+    const k = sessionKeys(target);
+    for (const [n, text] of [[n1, 'first'], [n2, 'second']] as const) {
+      await runScript(client, 'deliver', [k.session, k.outbox], ['s', 'dm', JSON.stringify(text), limits.outboxMax, limits.roomTtlS * 1000, '', sender, n, 0]);
+    }
+    await store.claim(sender, 'i2');
+    expect((await store.readOutbox(target, 0)).messages.map((m) => [m.seq, m.data])).toEqual([
+      [1, 'first'],
+      [2, 'second'],
+    ]);
+    expect(await store.recalled(sender, 'a')).toEqual({ ok: true, data: { seq: 1 } });
+    expect(await store.recalled(sender, 'b')).toEqual({ ok: true, data: { seq: 2 } });
+  });
+
+  it('a stale owner that goes on with its deliveries after the next owner finished them appends nothing', async () => {
+    const { sender, target, room, input } = await setUp();
+    const n = await stepOne(input);
+    const claim = await store.claim(sender, 'i2');
+    const replay = await store.readRoom(room, claim!.record.rooms[room]!);
+    // the old owner wakes up (a long pause) and runs its steps 2 and 3
+    const k = sessionKeys(target);
+    const r = roomKeys(room);
+    const seq = await runScript(client, 'deliver', [k.session, k.outbox], ['s', 'dm', '"late"', limits.outboxMax, limits.roomTtlS * 1000, '', sender, n, 0]);
+    const off = await runScript(client, 'deliver', [r.meta, r.stream], ['b', 'chat', '"late"', limits.roomHistoryMax, limits.roomTtlS * 1000, 'e-x', sender, n, 1]);
+    // it is told what the first delivery got, and nothing is appended
+    expect(seq).toBe(1);
+    expect(off).toBe(replay.messages[0]!.off);
+    expect(await streamLength(k.outbox)).toBe(1);
+    expect(await streamLength(r.stream)).toBe(1);
+    const s = sessionKeys(sender);
+    expect(await runScript(client, 'finish', [s.session, s.records, s.pending], [n, 'r1', '{"ok":true}', limits.dedupeMax])).toBe(0);
+    expect(await store.recalled(sender, 'r1')).toEqual({ ok: true, data: { seq: 1, off: replay.messages[0]!.off } });
   });
 
   it('a stale owner cannot start a two-step commit after the claim', async () => {

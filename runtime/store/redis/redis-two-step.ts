@@ -7,8 +7,9 @@
  *   3. finish.lua, on the sender's slot: the response recorded, with the seqs and offsets the
  *      messages got, and the pending entry dropped.
  * When an instance dies between the steps, the session's next owner finishes its pending entries
- * at claim, before it answers anything (`finishPending`). Each appended entry carries its delivery
- * key, and a finisher looks for it before appending, so a message is never appended twice.
+ * at claim, before it answers anything (`finishPending`). A session's entries are finished one
+ * after the other, and each target remembers the last delivery it took from each sender, so a
+ * message is never appended twice, not even by a stale owner racing the next one.
  * On one Redis the one-call commit does all three at once; `REDIS_COMMIT=split` runs this path there.
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,9 @@ interface PendingEntry {
 }
 
 export class TwoStepCommit {
+  /** Per session, the finishing in progress: the next waits for it (deliveries stay in order). */
+  private readonly finishing = new Map<string, Promise<unknown>>();
+
   constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {}
 
   async commit(input: CommitInput): Promise<CommitResult> {
@@ -44,25 +48,37 @@ export class TwoStepCommit {
     const n = String(reply![1]);
     const roomsJson = reply![2] as string;
     const template = input.response ? JSON.stringify(templateResponse(input.response, input.broadcasts.length, input.sends.length)) : '';
-    const { seqs, offs, response } = await this.finish(input.sessionId, n, { id: input.requestId ?? '', res: template, d: deliveriesOf(input) }, false);
+    const { seqs, offs, response } = await this.inOrder(input.sessionId, () => this.finish(input.sessionId, n, { id: input.requestId ?? '', res: template, d: deliveriesOf(input) }));
     return committed(input, seqs, offs, roomsJson, input.response ? response : undefined);
   }
 
   /** Finishes what a commit cut short left pending, oldest first (the claim's first job). */
   async finishPending(sessionId: string, entries: [n: string, json: string][]): Promise<void> {
     entries.sort((a, b) => Number(a[0]) - Number(b[0]));
-    for (const [n, json] of entries) await this.finish(sessionId, n, JSON.parse(json) as PendingEntry, true);
+    for (const [n, json] of entries) await this.inOrder(sessionId, () => this.finish(sessionId, n, JSON.parse(json) as PendingEntry));
+  }
+
+  /** Runs `job` after the session's finishing in progress, if any. */
+  private inOrder<T>(sessionId: string, job: () => Promise<T>): Promise<T> {
+    const before = this.finishing.get(sessionId);
+    const run = before ? before.then(job, job) : job();
+    const settled = run.catch(() => {});
+    this.finishing.set(sessionId, settled);
+    void settled.then(() => {
+      if (this.finishing.get(sessionId) === settled) this.finishing.delete(sessionId);
+    });
+    return run;
   }
 
   /** Steps 2 and 3 of one pending entry. */
-  private async finish(sessionId: string, n: string, entry: PendingEntry, recovering: boolean) {
+  private async finish(sessionId: string, n: string, entry: PendingEntry) {
     const seqs: number[] = [];
     const offs: string[] = [];
     // in order: two messages of one request to one stream keep their order
     for (const [i, [kind, target, route, data]] of entry.d.entries()) {
-      const key = `${sessionId}:${n}:${i}`;
-      if (kind === 's') seqs.push((await this.deliver(kind, sessionKeys(target).session, sessionKeys(target).outbox, route, data, key, recovering)) as number);
-      else offs.push((await this.deliver(kind, roomKeys(target).meta, roomKeys(target).stream, route, data, key, recovering)) as string);
+      const at = { sender: sessionId, n, i };
+      if (kind === 's') seqs.push((await this.deliver(kind, sessionKeys(target).session, sessionKeys(target).outbox, route, data, at)) as number);
+      else offs.push((await this.deliver(kind, roomKeys(target).meta, roomKeys(target).stream, route, data, at)) as string);
     }
     const responseJson = entry.res === '' ? '' : fillTemplate(entry.res, seqs, offs);
     const k = sessionKeys(sessionId);
@@ -71,9 +87,9 @@ export class TwoStepCommit {
     return { seqs, offs, response };
   }
 
-  private deliver(kind: 's' | 'b', head: string, stream: string, route: string, data: string, key: string, recovering: boolean): Promise<unknown> {
+  private deliver(kind: 's' | 'b', head: string, stream: string, route: string, data: string, at: { sender: string; n: string; i: number }): Promise<unknown> {
     const cap = kind === 's' ? this.limits.outboxMax : this.limits.roomHistoryMax;
-    const args = [kind, route, data, cap, this.limits.roomTtlS * 1000, kind === 'b' ? freshRoomEpoch() : '', key, recovering ? '1' : ''];
+    const args = [kind, route, data, cap, this.limits.roomTtlS * 1000, kind === 'b' ? freshRoomEpoch() : '', at.sender, at.n, at.i];
     return this.call(runScript(this.client, 'deliver', [head, stream], args));
   }
 

@@ -5,11 +5,12 @@
  * INSTANCE_ID, which the exporter turns into `target_info`.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
+import type { Attributes, Counter } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { RateScope } from '../ports/rate-limiter.ts';
+import { LocalHistogram } from './local-histogram.ts';
 import type { Metrics, SessionOutcome } from './metrics.ts';
 
 /** Sub-millisecond to seconds: WebSocket round trips live at the low end, stalls at the high end. */
@@ -30,9 +31,10 @@ export class OtelMetrics implements Metrics {
   private readonly sessions: Counter;
   private readonly http: Counter;
   private readonly replays: Counter;
-  private readonly handler: Histogram;
-  private readonly redis: Histogram;
-  private readonly delivery: Histogram;
+  // Histograms on hot paths (per request, per Redis call, per delivery) aggregate locally.
+  private readonly handler = new LocalHistogram('tether_handler_duration_seconds', 'From a req decoded to its res sent', LATENCY_BUCKETS, 'route');
+  private readonly redis = new LocalHistogram('tether_redis_command_duration_seconds', 'Redis calls, as the instance waits for them', LATENCY_BUCKETS);
+  private readonly delivery = new LocalHistogram('tether_delivery_latency_seconds', 'From the commit that published a message to its delivery on a socket', LATENCY_BUCKETS);
   /** Attribute objects are reused: the SDK hashes them per call, allocation is the cost we avoid. */
   private readonly routeAttrs = new Map<string, Attributes>();
 
@@ -51,8 +53,10 @@ export class OtelMetrics implements Metrics {
       readers: [this.exporter],
     });
     const meter = this.provider.getMeter('tether');
-    const histogram = (name: string, description: string) =>
-      meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
+    // every histogram series exists from the start, at 0, like the counters'
+    for (const route of [...routes, 'unknown']) this.handler.ensure(route);
+    this.redis.ensure();
+    this.delivery.ensure();
 
     meter.createObservableGauge('tether_connections', { description: 'Open WebSocket connections, before hello too' }).addCallback((r) => r.observe(this.connections));
     meter.createObservableGauge('tether_ready', { description: '1 when /ready says ready, else 0' }).addCallback((r) => r.observe(this.ready));
@@ -84,9 +88,6 @@ export class OtelMetrics implements Metrics {
     for (const outcome of ['new', 'resumed', 'expired', 'rejected'] as const) this.sessions.add(0, { outcome });
     this.http = meter.createCounter('tether_http_requests_total', { description: 'HTTP requests by path and status' });
     this.replays = meter.createCounter('tether_replayed_messages_total', { description: 'Messages replayed on resume, by kind (direct, room)' });
-    this.handler = histogram('tether_handler_duration_seconds', 'From a req decoded to its res sent');
-    this.redis = histogram('tether_redis_command_duration_seconds', 'Redis calls, as the instance waits for them');
-    this.delivery = histogram('tether_delivery_latency_seconds', 'From the commit that published a message to its delivery on a socket');
   }
 
   connectionOpened(): void {
@@ -116,7 +117,7 @@ export class OtelMetrics implements Metrics {
     this.http.add(1, { path, status: String(status) });
   }
   handlerDuration(route: string, seconds: number): void {
-    this.handler.record(seconds, this.route(route));
+    this.handler.record(seconds, this.knownRoutes.has(route) ? route : 'unknown');
   }
   replayed(kind: 'direct' | 'room', count: number): void {
     if (count > 0) this.replays.add(count, { kind });
@@ -130,6 +131,10 @@ export class OtelMetrics implements Metrics {
 
   async render(): Promise<string> {
     const { resourceMetrics } = await this.exporter.collect();
+    const local = [this.handler, this.redis, this.delivery].map((h) => h.toMetricData());
+    const scope = resourceMetrics.scopeMetrics.find((s) => s.scope.name === 'tether');
+    if (scope) scope.metrics.push(...local);
+    else resourceMetrics.scopeMetrics.push({ scope: { name: 'tether' }, metrics: local });
     return this.serializer.serialize(resourceMetrics);
   }
 

@@ -120,7 +120,7 @@ describe('HTTP endpoints', () => {
     await server?.stop();
   });
 
-  it('exposes every counter from the start, at zero, before any traffic', async () => {
+  it('exposes every counter and histogram series from the start, at zero, before any traffic', async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     for (const series of [
       'tether_connections 0',
@@ -131,6 +131,9 @@ describe('HTTP endpoints', () => {
       'tether_messages_sent_total{kind="msg"} 0',
       'tether_rate_limited_total{scope="conn"} 0',
       'tether_sessions_total{outcome="rejected"} 0',
+      'tether_handler_duration_seconds_count{route="echo"} 0',
+      'tether_handler_duration_seconds_bucket{route="unknown",le="+Inf"} 0',
+      'tether_delivery_latency_seconds_count 0',
     ]) {
       expect(text).toContain(series);
     }

@@ -99,10 +99,15 @@ export function fillTemplate(json: string, seqs: number[], offs: string[]): stri
  */
 export function templateResponse(response: NonNullable<CommitInput['response']>, broadcasts: number, sends: number): StoredResponse {
   if (!response.ok) return { ok: false, error: response.error };
-  const placeholders: Committed = {
-    offsets: Array.from({ length: broadcasts }, (_, i) => `@@tether:off:${i}@@`),
-    seqs: Array.from({ length: sends }, (_, i) => `@@tether:seq:${i}@@` as unknown as number),
-  };
+  const placeholders: Committed =
+    broadcasts + sends === 0
+      ? NOTHING_ASSIGNED
+      : {
+          offsets: Array.from({ length: broadcasts }, (_, i) => `@@tether:off:${i}@@`),
+          seqs: Array.from({ length: sends }, (_, i) => `@@tether:seq:${i}@@` as unknown as number),
+        };
   const data = resolveReply(response.reply, placeholders);
   return data === undefined ? { ok: true } : { ok: true, data };
 }
+
+const NOTHING_ASSIGNED: Committed = Object.freeze({ offsets: [], seqs: [] });

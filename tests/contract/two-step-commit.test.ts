@@ -10,7 +10,7 @@ import { afterCommit } from '../../runtime/app/define-app.ts';
 import { hashToken } from '../../runtime/auth/session-token.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import type { CommitInput } from '../../runtime/ports/session-store.ts';
-import { appendCommit } from '../../runtime/store/redis/commit-args.ts';
+import { commitCall } from '../../runtime/store/redis/commit-args.ts';
 import { createRedisClient, type RedisClient, timedCalls } from '../../runtime/store/redis/connection.ts';
 import { roomKeys, sessionKeys } from '../../runtime/store/redis/keys.ts';
 import { RedisSessionStore } from '../../runtime/store/redis/redis-session-store.ts';
@@ -47,9 +47,7 @@ describe('two-step commit: an instance dies between the steps', () => {
 
   /** Step 1 of a commit, as the instance that then dies ran it: returns the pending entry's number. */
   const stepOne = async (input: CommitInput, joinOffsets: string[] = []) => {
-    const keys: string[] = [];
-    const args: (string | number)[] = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, '', 'split', 1];
-    appendCommit(input, keys, args, joinOffsets);
+    const { keys, args } = commitCall([input], limits, '', joinOffsets);
     const [reply] = (await runScript(client, 'commit', keys, args)) as unknown[][];
     expect(reply![0]).toBe('pending');
     return String(reply![1]);

@@ -14,44 +14,57 @@ export interface FinalResponse {
   json: string;
 }
 
+/** What commit.lua limits and names: from the store's limits, once per call. */
+export interface CommitLimits {
+  dedupeMax: number;
+  outboxMax: number;
+  roomHistoryMax: number;
+  roomTtlS: number;
+}
+
+/** One commit.lua call: its keys and arguments, and per commit the response if already final. */
+export interface CommitCall {
+  keys: string[];
+  args: (string | number)[];
+  finals: (FinalResponse | undefined)[];
+}
+
 /**
- * Adds one commit's keys and arguments, in the layout commit.lua reads. Returns the response when
- * it is already final (nothing for the commit to fill in), so the script need not send it back.
+ * Lays out commits for one commit.lua call. The commits travel as one JSON argument (one string
+ * for Node to encode and Redis to parse, instead of about ten per commit); the keys they touch are
+ * declared in KEYS, in the order the script reads them.
+ * @param joinOffsets - 'split' mode (step 1 of a two-step commit, one commit): each join's offset
  */
-export function appendCommit(input: CommitInput, keys: string[], args: (string | number)[], joinOffsets?: string[]): FinalResponse | undefined {
-  const k = sessionKeys(input.sessionId);
-  keys.push(k.session, k.records, k.pending);
+export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomEpoch: string, joinOffsets?: string[]): CommitCall {
   const split = joinOffsets !== undefined;
-  const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
-  const json = response ? JSON.stringify(response) : '';
-  args.push(
-    input.epoch,
-    input.requestId ?? '',
-    input.state === undefined ? '' : JSON.stringify(input.state),
-    json,
-    input.sends.length,
-    input.broadcasts.length,
-    input.joins.length,
-    input.leaves.length,
-  );
-  // split (step 1 of a two-step commit): only the sender's keys; messages wait as pending
-  for (const s of input.sends) {
-    if (!split) keys.push(sessionKeys(s.to).session, sessionKeys(s.to).outbox);
-    args.push(s.to, s.route, JSON.stringify(s.data ?? null));
-  }
-  for (const b of input.broadcasts) {
-    if (!split) keys.push(roomKeys(b.room).meta, roomKeys(b.room).stream);
-    args.push(b.room, b.route, JSON.stringify(b.data ?? null));
-  }
-  input.joins.forEach((room, i) => {
-    if (split) args.push(room, joinOffsets[i]!);
-    else {
-      keys.push(roomKeys(room).meta);
-      args.push(room);
+  const keys: string[] = [];
+  const finals: (FinalResponse | undefined)[] = [];
+  const commits = inputs.map((input) => {
+    const k = sessionKeys(input.sessionId);
+    if (split) keys.push(k.session, k.records, k.pending);
+    else keys.push(k.session, k.records);
+    const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
+    const json = response ? JSON.stringify(response) : '';
+    finals.push(response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined);
+    // split: only the sender's keys; the messages wait as a pending entry
+    if (!split) {
+      for (const m of input.sends) keys.push(sessionKeys(m.to).session, sessionKeys(m.to).outbox);
+      for (const b of input.broadcasts) keys.push(roomKeys(b.room).meta, roomKeys(b.room).stream);
+      for (const room of input.joins) keys.push(roomKeys(room).meta);
     }
+    return [
+      String(input.epoch),
+      input.requestId ?? '',
+      input.state === undefined ? '' : JSON.stringify(input.state),
+      json,
+      input.sends.map((m) => [m.to, m.route, JSON.stringify(m.data ?? null)]),
+      input.broadcasts.map((b) => [b.room, b.route, JSON.stringify(b.data ?? null)]),
+      split ? input.joins.map((room, i) => [room, joinOffsets[i]!]) : input.joins,
+      input.leaves,
+    ];
   });
-  for (const room of input.leaves) args.push(room);
-  return response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined;
+  const args = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, newRoomEpoch, split ? 'split' : 'single', JSON.stringify(commits)];
+  return { keys, args, finals };
 }
 
 /** One commit's reply from commit.lua. */

@@ -8,7 +8,7 @@ import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../p
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch, parseOffset } from '../offsets.ts';
-import { appendCommit, type CommitReply, commitResult } from './commit-args.ts';
+import { commitCall, type CommitReply, commitResult } from './commit-args.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { LoopBatch, type Pending } from './loop-batch.ts';
@@ -123,20 +123,12 @@ export class RedisSessionStore implements SessionStore {
 
   /** One commit.lua call for a batch (here without two-step work: 'single' mode). */
   private async commitTogether(batch: Pending<CommitInput, CommitResult>[]): Promise<void> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [
-      this.limits.dedupeMax,
-      this.limits.outboxMax,
-      this.limits.roomHistoryMax,
-      this.limits.roomTtlS * 1000,
-      // only a batch that may create a room history needs a fresh epoch for it
-      batch.some(({ input }) => input.broadcasts.length + input.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '',
-      'single',
-      batch.length,
-    ];
-    const responses = batch.map(({ input }) => appendCommit(input, keys, args));
+    const inputs = batch.map((p) => p.input);
+    // only a batch that may create a room history needs a fresh epoch for it
+    const roomEpoch = inputs.some((i) => i.broadcasts.length + i.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '';
+    const { keys, args, finals } = commitCall(inputs, this.limits, roomEpoch);
     const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
-    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, responses[i], replies[i]!)));
+    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, finals[i], replies[i]!)));
   }
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {

@@ -17,7 +17,7 @@ import type { StoredResponse } from '../../ports/messages.ts';
 import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch } from '../offsets.ts';
-import { appendCommit, commitResult, type CommitReply, committed, fillTemplate, templateResponse } from './commit-args.ts';
+import { commitCall, commitResult, type CommitReply, committed, fillTemplate, templateResponse } from './commit-args.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
@@ -40,11 +40,9 @@ export class TwoStepCommit {
 
   async commit(input: CommitInput): Promise<CommitResult> {
     const joinOffsets = await Promise.all(input.joins.map((room) => this.roomHead(room)));
-    const keys: string[] = [];
-    const args: (string | number)[] = [this.limits.dedupeMax, this.limits.outboxMax, this.limits.roomHistoryMax, this.limits.roomTtlS * 1000, '', 'split', 1];
-    const final = appendCommit(input, keys, args, joinOffsets);
+    const { keys, args, finals } = commitCall([input], this.limits, '', joinOffsets);
     const [reply] = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
-    if (reply === 1 || (reply![0] as string) !== 'pending') return commitResult(input, final, reply!);
+    if (reply === 1 || (reply![0] as string) !== 'pending') return commitResult(input, finals[0], reply!);
     const n = String(reply![1]);
     const roomsJson = reply![2] as string;
     const template = input.response ? JSON.stringify(templateResponse(input.response, input.broadcasts.length, input.sends.length)) : '';

@@ -9,14 +9,13 @@
 --
 -- ARGV[1] DEDUPE_MAX   ARGV[2] OUTBOX_MAX   ARGV[3] ROOM_HISTORY_MAX
 -- ARGV[4] room TTL ms   ARGV[5] epoch for a room history created now   ARGV[6] 'single' | 'split'
--- ARGV[7] number of commits, then per commit:
---   epoch, request id ('' = none), state JSON ('' = unchanged),
---   response JSON ('' = none; may hold @@tether:off:<i>@@ / @@tether:seq:<i>@@ placeholders),
---   #sends, #broadcasts, #joins, #leaves,
---   then 3 per send (to, route, data JSON), 3 per broadcast (room, route, data JSON),
---   1 per join (room; split: room, offset), 1 per leave
--- KEYS per commit: session hash, exactly-once records (list), pending deliveries (hash),
---   then (single only) 2 per send (target session hash, target outbox), 2 per broadcast
+-- ARGV[7] the commits, as one JSON array (see commit-args.ts), each
+--   [epoch, request id ('' = none), state JSON ('' = unchanged),
+--    response JSON ('' = none; may hold @@tether:off:<i>@@ / @@tether:seq:<i>@@ placeholders),
+--    sends [[to, route, data JSON]...], broadcasts [[room, route, data JSON]...],
+--    joins [room...] (split: [[room, offset]...]), leaves [room...]]
+-- KEYS per commit: session hash, exactly-once records (list), (split only) pending deliveries
+--   (hash), then (single only) 2 per send (target session hash, target outbox), 2 per broadcast
 --   (room meta, room stream), 1 per join (room meta)
 -- Returns per commit: 1 (done; nothing to report back), or { 'ok', response JSON ('' = as sent:
 --   it had nothing to fill in), rooms JSON ('' = unchanged), #seqs, seq..., off... },
@@ -34,7 +33,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dedupeMax = tonumber(ARGV[1])
 local split = ARGV[6] == 'split'
-local joinArgs = split and 2 or 1
 
 local function roomHead(meta)
   local m = redis.call('HMGET', meta, 'ep', 'n')
@@ -81,67 +79,61 @@ end
 local states, stateOrder = {}, {}
 local recorded, recordedOrder = {}, {}
 
-local a = 7
 local k = 0
 local results = {}
+local commits = cjson.decode(ARGV[7])
 
-for c = 1, tonumber(ARGV[7]) do
-  local epoch, requestId, state, response = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local nSends, nBroadcasts, nJoins, nLeaves = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
-  a = a + 8
-  local session, list, pending = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  k = k + 3
+for c = 1, #commits do
+  local commit = commits[c]
+  local epoch, requestId, state, response = commit[1], commit[2], commit[3], commit[4]
+  local sends, broadcasts, joins, leaves = commit[5], commit[6], commit[7], commit[8]
+  local session, list, pending = KEYS[k + 1], KEYS[k + 2], nil
+  k = k + 2
+  if split then
+    pending = KEYS[k + 1]
+    k = k + 1
+  end
   local ep = epochOf(session)
   if ep ~= epoch then
     results[c] = { ep and 'stale_epoch' or 'no_session' }
-    a = a + 3 * nSends + 3 * nBroadcasts + joinArgs * nJoins + nLeaves
-    if not split then k = k + 2 * nSends + 2 * nBroadcasts + nJoins end
+    if not split then k = k + 2 * #sends + 2 * #broadcasts + #joins end
   else
     -- direct messages, then room messages (split: kept for deliver.lua)
     local deliveries, seqs, offs = {}, {}, {}
-    for i = 1, nSends do
-      local to, route, data = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-      a = a + 3
+    for _, m in ipairs(sends) do
       if split then
-        deliveries[#deliveries + 1] = { 's', to, route, data }
+        deliveries[#deliveries + 1] = { 's', m[1], m[2], m[3] }
       else
-        seqs[#seqs + 1] = appendDirect(KEYS[k + 1], KEYS[k + 2], route, data)
+        seqs[#seqs + 1] = appendDirect(KEYS[k + 1], KEYS[k + 2], m[2], m[3])
         k = k + 2
       end
     end
-    for i = 1, nBroadcasts do
-      local room, route, data = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-      a = a + 3
+    for _, b in ipairs(broadcasts) do
       if split then
-        deliveries[#deliveries + 1] = { 'b', room, route, data }
+        deliveries[#deliveries + 1] = { 'b', b[1], b[2], b[3] }
       else
-        offs[#offs + 1] = appendRoom(KEYS[k + 1], KEYS[k + 2], route, data)
+        offs[#offs + 1] = appendRoom(KEYS[k + 1], KEYS[k + 2], b[2], b[3])
         k = k + 2
       end
     end
 
     -- memberships: a join records the room's last offset before the join
     local roomsJson = ''
-    if nJoins + nLeaves > 0 then
+    if #joins + #leaves > 0 then
       local rooms = cjson.decode(redis.call('HGET', session, 'rooms') or '{}')
-      for i = 1, nJoins do
-        local room = ARGV[a + 1]
+      for _, join in ipairs(joins) do
         if split then
-          if rooms[room] == nil then rooms[room] = ARGV[a + 2] end
+          if rooms[join[1]] == nil then rooms[join[1]] = join[2] end
         else
           local meta = KEYS[k + 1]
           k = k + 1
-          if rooms[room] == nil then
+          if rooms[join] == nil then
             local roomEpoch, n = roomHead(meta)
-            rooms[room] = roomEpoch .. ':' .. n
+            rooms[join] = roomEpoch .. ':' .. n
           end
         end
-        a = a + joinArgs
       end
-      for i = 1, nLeaves do
-        rooms[ARGV[a + 1]] = nil
-        a = a + 1
-      end
+      for _, room in ipairs(leaves) do rooms[room] = nil end
       roomsJson = next(rooms) == nil and '{}' or cjson.encode(rooms)
       redis.call('HSET', session, 'rooms', roomsJson)
     end
@@ -163,7 +155,7 @@ for c = 1, tonumber(ARGV[7]) do
       end
       results[c] = { 'pending', n, roomsJson }
     elseif response ~= '' then
-      if nSends + nBroadcasts > 0 then
+      if #sends + #broadcasts > 0 then
         response = string.gsub(response, '@@tether:off:(%d+)@@', function(i) return offs[tonumber(i) + 1] or '' end)
         response = string.gsub(response, '"@@tether:seq:(%d+)@@"', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
         response = string.gsub(response, '@@tether:seq:(%d+)@@', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)

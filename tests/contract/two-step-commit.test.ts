@@ -162,6 +162,48 @@ describe('two-step commit: an instance dies between the steps', () => {
     expect(await store.recalled(sender, 'r1')).toEqual({ ok: true, data: { seq: 1, off: replay.messages[0]!.off } });
   });
 
+  it('a delivery that failed is made before the session delivers anything newer, so nothing is skipped', async () => {
+    const sender = await newSession();
+    const target = await newSession();
+    // a client whose next deliver.lua call fails before it is sent (a dropped connection)
+    let failDeliver = true;
+    const flaky = new Proxy(client, {
+      get(t, key, receiver) {
+        if (key !== 'evalSha') return Reflect.get(t, key, receiver) as unknown;
+        return (sha: string, options: { keys: string[]; arguments: string[] }) => {
+          if (failDeliver && options.arguments.length === 9) {
+            failDeliver = false;
+            return Promise.reject(new Error('connection lost'));
+          }
+          return t.evalSha(sha, options);
+        };
+      },
+    });
+    const owner = new RedisSessionStore(flaky, limits, call, 'split');
+    const dm = (id: string, text: string): CommitInput => ({ sessionId: sender, epoch: 1, requestId: id, joins: [], leaves: [], sends: [{ to: target, route: 'dm', data: text }], broadcasts: [], response: { ok: true, reply: {} } });
+    await expect(owner.commit(dm('a', 'first'))).rejects.toThrow('connection lost');
+    const later = await owner.commit(dm('b', 'second'));
+    expect(later.ok && later.sent.map((m) => m.seq)).toEqual([2]);
+    expect((await store.readOutbox(target, 0)).messages.map((m) => [m.seq, m.data])).toEqual([
+      [1, 'first'],
+      [2, 'second'],
+    ]);
+    expect(await store.recalled(sender, 'a')).toEqual({ ok: true, data: {} });
+    await owner.close();
+  });
+
+  it('a re-sent request whose commit was cut short after step 1 gets its recorded response, not a second run', async () => {
+    const { sender, target, room, input } = await setUp();
+    await stepOne(input);
+    // the same owner is asked about the id again (the client re-sent it after `unavailable`)
+    const recalled = await store.recalled(sender, 'r1');
+    const replay = await store.readRoom(room, (await store.load(sender))!.rooms[room]!);
+    expect(recalled).toEqual({ ok: true, data: { seq: 1, off: replay.messages[0]!.off } });
+    expect(await streamLength(sessionKeys(target).outbox)).toBe(1);
+    expect(await client.hLen(sessionKeys(sender).pending)).toBe(0);
+    expect(await store.recalled(sender, 'other')).toBeNull();
+  });
+
   it('a stale owner cannot start a two-step commit after the claim', async () => {
     const { sender, input } = await setUp();
     await store.claim(sender, 'i2');

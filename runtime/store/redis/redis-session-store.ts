@@ -95,7 +95,10 @@ export class RedisSessionStore implements SessionStore {
 
   async recalled(sessionId: string, requestId: string): Promise<StoredResponse | null> {
     const k = sessionKeys(sessionId);
-    const json = (await this.call(runScript(this.client, 'recall', [k.records], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
+    const recall = async () => (await this.call(runScript(this.client, 'recall', [k.records], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
+    let json = await recall();
+    // two-step: a request can have happened (step 1) without its record yet; finish it first
+    if (!json && this.mode === 'split' && (await this.twoStep.finishPendingRequest(sessionId, requestId))) json = await recall();
     return json ? (JSON.parse(json) as StoredResponse) : null;
   }
 

@@ -35,6 +35,11 @@ interface PendingEntry {
 export class TwoStepCommit {
   /** Per session, the finishing in progress: the next waits for it (deliveries stay in order). */
   private readonly finishing = new Map<string, Promise<unknown>>();
+  /**
+   * Sessions with an entry whose finishing failed (a Redis error or timeout): it is finished before
+   * the session's next one, or a later delivery's mark would make it look delivered already.
+   */
+  private readonly unfinished = new Set<string>();
 
   constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {}
 
@@ -46,7 +51,11 @@ export class TwoStepCommit {
     const n = String(reply![1]);
     const roomsJson = reply![2] as string;
     const template = input.response ? JSON.stringify(templateResponse(input.response, input.broadcasts.length, input.sends.length)) : '';
-    const { seqs, offs, response } = await this.inOrder(input.sessionId, () => this.finish(input.sessionId, n, { id: input.requestId ?? '', res: template, d: deliveriesOf(input) }));
+    const entry: PendingEntry = { id: input.requestId ?? '', res: template, d: deliveriesOf(input) };
+    const { seqs, offs, response } = await this.inOrder(input.sessionId, async () => {
+      if (this.unfinished.has(input.sessionId)) await this.finishEarlier(input.sessionId, Number(n));
+      return this.finish(input.sessionId, n, entry);
+    });
     return committed(input, seqs, offs, roomsJson, input.response ? response : undefined);
   }
 
@@ -54,12 +63,37 @@ export class TwoStepCommit {
   async finishPending(sessionId: string, entries: [n: string, json: string][]): Promise<void> {
     entries.sort((a, b) => Number(a[0]) - Number(b[0]));
     for (const [n, json] of entries) await this.inOrder(sessionId, () => this.finish(sessionId, n, JSON.parse(json) as PendingEntry));
+    this.unfinished.delete(sessionId);
   }
 
-  /** Runs `job` after the session's finishing in progress, if any. */
+  /**
+   * A re-sent request whose commit passed step 1 but was not finished (its finishing failed, or
+   * is still under way): finishes it, and what is pending before it, so that its record exists.
+   * @returns whether the request was pending
+   */
+  async finishPendingRequest(sessionId: string, requestId: string): Promise<boolean> {
+    const all = await this.call(this.client.hGetAll(sessionKeys(sessionId).pending));
+    const mine = Object.entries(all).find(([, json]) => (JSON.parse(json) as PendingEntry).id === requestId);
+    if (!mine) return false;
+    await this.inOrder(sessionId, () => this.finishEarlier(sessionId, Number(mine[0]) + 1));
+    return true;
+  }
+
+  /** The session's pending entries older than `n`, finished in order. */
+  private async finishEarlier(sessionId: string, n: number): Promise<void> {
+    const all = await this.call(this.client.hGetAll(sessionKeys(sessionId).pending));
+    const earlier = Object.entries(all).filter(([m]) => Number(m) < n).sort((a, b) => Number(a[0]) - Number(b[0]));
+    for (const [m, json] of earlier) await this.finish(sessionId, m, JSON.parse(json) as PendingEntry);
+    this.unfinished.delete(sessionId);
+  }
+
+  /** Runs `job` after the session's finishing in progress, if any; a failed one marks the session. */
   private inOrder<T>(sessionId: string, job: () => Promise<T>): Promise<T> {
     const before = this.finishing.get(sessionId);
-    const run = before ? before.then(job, job) : job();
+    const run = (before ? before.then(job, job) : job()).catch((err: unknown) => {
+      this.unfinished.add(sessionId);
+      throw err;
+    });
     const settled = run.catch(() => {});
     this.finishing.set(sessionId, settled);
     void settled.then(() => {

@@ -172,11 +172,13 @@ export class RedisSessionStore implements SessionStore {
 
   private async refreshOwned(): Promise<void> {
     if (this.owned.size === 0 || !this.client.isReady) return;
-    const multi = this.client.multi();
+    // one command per key (pipelined by the client in one write): a MULTI would span slots on a Cluster
+    const refreshes: Promise<unknown>[] = [];
     for (const id of this.owned.keys()) {
       const k = sessionKeys(id);
-      for (const key of [k.session, k.records, k.outbox, k.pending]) multi.pExpire(key, this.ttlMs);
+      for (const key of [k.session, k.records, k.outbox, k.pending]) refreshes.push(this.client.pExpire(key, this.ttlMs));
     }
-    await multi.execAsPipeline().catch(() => {});
+    await Promise.all(refreshes).catch(() => {});
   }
+
 }

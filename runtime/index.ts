@@ -18,3 +18,4 @@ export type { Tether, TetherOptions } from './server/tether.ts';
 export { memoryPorts } from './server/ports.ts';
 export type { TetherPorts } from './server/ports.ts';
 export { signJwt } from './auth/jwt.ts';
+export { hasLoneSurrogate } from './protocol/decode.ts';

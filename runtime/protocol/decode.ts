@@ -55,6 +55,9 @@ function decodeReq(raw: Record<string, unknown>): DecodeResult {
   if (typeof id !== 'string' || id.length < 1 || id.length > MAX_REQUEST_ID_LENGTH) {
     return fail(`req.id must be a string of 1 to ${MAX_REQUEST_ID_LENGTH} characters`);
   }
+  // A lone surrogate (a `\ud800` escape without its pair) is not text: the id could not be stored
+  // and compared as the same string everywhere.
+  if (hasLoneSurrogate(id)) return fail('req.id must be well-formed Unicode (no lone surrogate)');
   if (typeof route !== 'string' || route.length < 1 || route.length > MAX_ROUTE_LENGTH) {
     return { ok: false, message: `req.route must be a string of 1 to ${MAX_ROUTE_LENGTH} characters`, id };
   }
@@ -91,4 +94,12 @@ export function decodeFrame(text: string): DecodeResult {
     default:
       return fail(typeof raw.t === 'string' ? `unknown frame type "${raw.t.slice(0, 32)}"` : '"t" must be a string');
   }
+}
+
+const SURROGATE = /[\ud800-\udfff]/;
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** True when the string holds a surrogate code unit that is not half of a pair. */
+export function hasLoneSurrogate(s: string): boolean {
+  return SURROGATE.test(s) && LONE_SURROGATE.test(s);
 }

@@ -91,6 +91,19 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     expect(await store.recalled(id, 'x'.repeat(63))).toBeNull();
   });
 
+  it('commits a request naming rooms and sessions with lone surrogates without failing the requests committed with it', async () => {
+    const a = await newSession();
+    const b = await newSession();
+    const odd = `room-${randomUUID()}-\ud800`;
+    const [weird, plain] = await Promise.all([
+      commit(a.id, a.epoch, { requestId: 'w', joins: [odd], sends: [{ to: 'nobody-\udc00', route: 'dm', data: '\ud800' }], broadcasts: [{ room: odd, route: 'm', data: 'x\udfff' }], response: { ok: true, reply: 'w' } }),
+      commit(b.id, b.epoch, { requestId: 'p', state: { count: 1 }, response: { ok: true, reply: 'p' } }),
+    ]);
+    expect(weird.ok).toBe(true);
+    expect(plain).toMatchObject({ ok: true, response: { ok: true, data: 'p' } });
+    expect((await store.load(b.id))!.state).toEqual({ count: 1 });
+  });
+
   it('forgets request ids after DEDUPE_TTL_S', async () => {
     const { id, epoch } = await newSession();
     await commit(id, epoch, { requestId: 'old', response: { ok: true, reply: 1 } });

@@ -32,6 +32,11 @@ describe('decodeFrame accepts every client frame of tether.v1', () => {
     expect(decodeFrame(JSON.stringify({ t: 'req', id: 'a'.repeat(64), route: 'echo' })).ok).toBe(true);
   });
 
+  it('accepts ids with surrogate pairs and refuses an id with a lone surrogate', () => {
+    expect(decodeFrame('{"t":"req","id":"\\ud83d\\ude00","route":"echo"}')).toMatchObject({ ok: true, frame: { id: '\u{1F600}' } });
+    expect(bad('{"t":"req","id":"a\\ud800","route":"echo"}')).toContain('well-formed');
+  });
+
   it('decodes ack and ping', () => {
     expect(decodeFrame('{"t":"ack","seq":12}')).toEqual({ ok: true, frame: { t: 'ack', seq: 12 } });
     expect(decodeFrame('{"t":"ping"}')).toEqual({ ok: true, frame: { t: 'ping' } });

@@ -6,7 +6,15 @@
 import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { DirectMessage, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
+import { hasLoneSurrogate } from '../../protocol/decode.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
+
+/**
+ * A name as Redis sees it: node-redis sends a lone surrogate as U+FFFD, while Lua's cjson refuses
+ * the `\udXXX` escape JSON.stringify writes for it (which would fail the whole batch). Names that
+ * travel inside the commits' JSON get the same U+FFFD here.
+ */
+const asRedisText = (s: string): string => (hasLoneSurrogate(s) ? s.replace(/\p{Surrogate}/gu, '\ufffd') : s);
 
 /** A response that is final before the commit runs (nothing to fill in), and its JSON. */
 export interface FinalResponse {
@@ -54,13 +62,13 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
     }
     return [
       String(input.epoch),
-      input.requestId ?? '',
+      asRedisText(input.requestId ?? ''),
       input.state === undefined ? '' : JSON.stringify(input.state),
       json,
-      input.sends.map((m) => [m.to, m.route, JSON.stringify(m.data ?? null)]),
-      input.broadcasts.map((b) => [b.room, b.route, JSON.stringify(b.data ?? null)]),
-      split ? input.joins.map((room, i) => [room, joinOffsets[i]!]) : input.joins,
-      input.leaves,
+      input.sends.map((m) => [asRedisText(m.to), asRedisText(m.route), JSON.stringify(m.data ?? null)]),
+      input.broadcasts.map((b) => [asRedisText(b.room), asRedisText(b.route), JSON.stringify(b.data ?? null)]),
+      split ? input.joins.map((room, i) => [asRedisText(room), joinOffsets[i]!]) : input.joins.map(asRedisText),
+      input.leaves.map(asRedisText),
     ];
   });
   const args = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, newRoomEpoch, split ? 'split' : 'single', JSON.stringify(commits)];

@@ -63,6 +63,8 @@ export class Connection implements Routable, FeedSink {
   /** Settles once every request decided so far has been answered. */
   private answered: Promise<void> = Promise.resolve();
   private commitsInFlight = 0;
+  /** onClosed ran: what the connection held is freed (it runs once, whichever comes first). */
+  private freed = false;
   /** The request being decided right now: a copy of it arriving meanwhile is a re-send. */
   private decidingId: string | null = null;
   private reloadNeeded = false;
@@ -143,7 +145,8 @@ export class Connection implements Routable, FeedSink {
 
   /** The socket closed (for any reason): free what it held. */
   onClosed(): void {
-    if (this.phase === 'closed' && this.session === null) return;
+    if (this.freed || (this.phase === 'closed' && this.session === null)) return;
+    this.freed = true;
     const wasOpen = this.phase === 'open' || this.phase === 'opening';
     this.phase = 'closed';
     if (this.helloTimer) clearTimeout(this.helloTimer);
@@ -170,6 +173,9 @@ export class Connection implements Routable, FeedSink {
     if (this.isClosed()) return;
     const twoTicksAgo = this.pingsSentAt[1];
     if (twoTicksAgo !== 0 && this.lastSeenAt < twoTicksAgo) {
+      // Free the session's rooms and presence now, not when the close event comes round: the peer
+      // (and anyone it told) may ask about it before this process has handled its own close.
+      this.onClosed();
       this.ws.terminate();
       return;
     }

@@ -5,7 +5,8 @@
  * socket read of this turn, so a batch holds what all connections sent at once, not just one
  * socket's frames. When nothing is out (a quiet instance), the flush goes as soon as the current
  * callback is done (nextTick), so a lone request does not wait behind the rest of the turn's I/O.
- * Neither adds a timer.
+ * Neither adds a timer. A batch holds at most MAX_BATCH calls, so one script never keeps Redis busy
+ * for long (a storm of thousands of requests in one turn goes out as several calls).
  */
 
 export interface Pending<I, O> {
@@ -13,6 +14,8 @@ export interface Pending<I, O> {
   resolve(output: O): void;
   reject(err: unknown): void;
 }
+
+const MAX_BATCH = 256;
 
 export class LoopBatch<I, O> {
   private pending: Pending<I, O>[] = [];
@@ -29,16 +32,19 @@ export class LoopBatch<I, O> {
     });
   }
 
-  /** Hands the collected calls to `flush`; one that throws fails them all. */
+  /** Hands the collected calls to `flush`, MAX_BATCH at a time, in order; one that throws fails its batch. */
   take(): void {
-    const batch = this.pending;
+    const all = this.pending;
     this.pending = [];
-    this.inFlight++;
-    this.flush(batch)
-      .catch((err: unknown) => {
-        for (const p of batch) p.reject(err);
-      })
-      .finally(() => this.inFlight--);
+    for (let i = 0; i < all.length; i += MAX_BATCH) {
+      const batch = all.length <= MAX_BATCH ? all : all.slice(i, i + MAX_BATCH);
+      this.inFlight++;
+      this.flush(batch)
+        .catch((err: unknown) => {
+          for (const p of batch) p.reject(err);
+        })
+        .finally(() => this.inFlight--);
+    }
   }
 }
 

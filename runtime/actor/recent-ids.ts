@@ -7,12 +7,13 @@
 export class RecentIds {
   /** id -> the number of its latest add */
   private readonly ids = new Map<string, number>();
-  /** the ids of the last `capacity` adds, by add number modulo capacity */
-  private readonly ring: (string | undefined)[];
+  /** the ids of the last `capacity` adds, by add number modulo capacity; grows as ids come (most sessions send few) */
+  private readonly ring: string[] = [];
   private adds = 0;
+  private readonly capacity: number;
 
   constructor(initial: Iterable<string>, capacity: number) {
-    this.ring = new Array<string | undefined>(Math.max(1, capacity));
+    this.capacity = Math.max(1, capacity);
     for (const id of initial) this.add(id);
   }
 
@@ -23,10 +24,13 @@ export class RecentIds {
   /** Adds an id as the newest; the oldest falls out once capacity is reached (an id added again counts from its latest add). */
   add(id: string): void {
     const n = this.adds++;
-    const slot = n % this.ring.length;
-    const oldest = this.ring[slot];
-    if (oldest !== undefined && this.ids.get(oldest) === n - this.ring.length) this.ids.delete(oldest);
-    this.ring[slot] = id;
+    if (this.ring.length < this.capacity) this.ring.push(id);
+    else {
+      const slot = n % this.capacity;
+      const oldest = this.ring[slot]!;
+      if (this.ids.get(oldest) === n - this.capacity) this.ids.delete(oldest);
+      this.ring[slot] = id;
+    }
     this.ids.set(id, n);
   }
 }

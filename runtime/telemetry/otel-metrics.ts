@@ -100,7 +100,7 @@ export class OtelMetrics implements Metrics {
     this.ready = ready ? 1 : 0;
   }
   messageReceived(route: string): void {
-    const label = this.knownRoutes.has(route) ? route : 'unknown';
+    const label = this.routeLabel(route);
     this.receivedByRoute.set(label, (this.receivedByRoute.get(label) ?? 0) + 1);
   }
   messageSent(kind: 'res' | 'msg'): void {
@@ -117,7 +117,7 @@ export class OtelMetrics implements Metrics {
     this.http.add(1, { path, status: String(status) });
   }
   handlerDuration(route: string, seconds: number): void {
-    this.handler.record(seconds, this.knownRoutes.has(route) ? route : 'unknown');
+    this.handler.record(seconds, this.routeLabel(route));
   }
   replayed(kind: 'direct' | 'room', count: number): void {
     if (count > 0) this.replays.add(count, { kind });
@@ -144,8 +144,13 @@ export class OtelMetrics implements Metrics {
   }
 
   /** Bounded label values: an undeclared route is `unknown`, so clients cannot grow cardinality. */
+  /** The `route` label: a declared route, or `unknown` (so a client cannot create series). */
+  private routeLabel(route: string): string {
+    return this.knownRoutes.has(route) ? route : 'unknown';
+  }
+
   private route(route: string): Attributes {
-    const label = this.knownRoutes.has(route) ? route : 'unknown';
+    const label = this.routeLabel(route);
     let attrs = this.routeAttrs.get(label);
     if (!attrs) this.routeAttrs.set(label, (attrs = { route: label }));
     return attrs;

@@ -61,9 +61,7 @@ export class TwoStepCommit {
 
   /** Finishes what a commit cut short left pending, oldest first (the claim's first job). */
   async finishPending(sessionId: string, entries: [n: string, json: string][]): Promise<void> {
-    entries.sort((a, b) => Number(a[0]) - Number(b[0]));
-    for (const [n, json] of entries) await this.inOrder(sessionId, () => this.finish(sessionId, n, JSON.parse(json) as PendingEntry));
-    this.unfinished.delete(sessionId);
+    await this.inOrder(sessionId, () => this.finishInOrder(sessionId, entries));
   }
 
   /**
@@ -72,18 +70,26 @@ export class TwoStepCommit {
    * @returns whether the request was pending
    */
   async finishPendingRequest(sessionId: string, requestId: string): Promise<boolean> {
-    const all = await this.call(this.client.hGetAll(sessionKeys(sessionId).pending));
-    const mine = Object.entries(all).find(([, json]) => (JSON.parse(json) as PendingEntry).id === requestId);
+    const mine = (await this.pendingEntries(sessionId)).find(([, json]) => (JSON.parse(json) as PendingEntry).id === requestId);
     if (!mine) return false;
+    // read again once it is this job's turn: what finished meanwhile is no longer pending
     await this.inOrder(sessionId, () => this.finishEarlier(sessionId, Number(mine[0]) + 1));
     return true;
   }
 
   /** The session's pending entries older than `n`, finished in order. */
   private async finishEarlier(sessionId: string, n: number): Promise<void> {
-    const all = await this.call(this.client.hGetAll(sessionKeys(sessionId).pending));
-    const earlier = Object.entries(all).filter(([m]) => Number(m) < n).sort((a, b) => Number(a[0]) - Number(b[0]));
-    for (const [m, json] of earlier) await this.finish(sessionId, m, JSON.parse(json) as PendingEntry);
+    await this.finishInOrder(sessionId, (await this.pendingEntries(sessionId)).filter(([m]) => Number(m) < n));
+  }
+
+  private async pendingEntries(sessionId: string): Promise<[n: string, json: string][]> {
+    return Object.entries(await this.call(this.client.hGetAll(sessionKeys(sessionId).pending)));
+  }
+
+  /** Steps 2 and 3 of each entry, oldest first; afterwards nothing of the session is left unfinished. */
+  private async finishInOrder(sessionId: string, entries: [n: string, json: string][]): Promise<void> {
+    entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+    for (const [n, json] of entries) await this.finish(sessionId, n, JSON.parse(json) as PendingEntry);
     this.unfinished.delete(sessionId);
   }
 

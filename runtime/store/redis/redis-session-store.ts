@@ -63,7 +63,7 @@ export class RedisSessionStore implements SessionStore {
 
   async claim(sessionId: string, _instanceId: string): Promise<Claim | null> {
     const k = sessionKeys(sessionId);
-    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.records, k.outbox, k.pending], [this.ttlMs, this.limits.dedupeTtlS * 1000]))) as unknown[] | null;
+    const reply = (await this.call(runScript(this.client, 'claim', [k.session, k.records, k.outbox, k.pending], [this.ttlMs, this.limits.dedupeTtlS * 1000, this.limits.dedupeMax]))) as unknown[] | null;
     if (!reply) return null;
     const [epoch, tok, uid, st, rooms, seq, nRecent] = reply as [number, string, string, string, string, number, number];
     const recent = reply.slice(7, 7 + nRecent) as string[];
@@ -95,7 +95,7 @@ export class RedisSessionStore implements SessionStore {
 
   async recalled(sessionId: string, requestId: string): Promise<StoredResponse | null> {
     const k = sessionKeys(sessionId);
-    const recall = async () => (await this.call(runScript(this.client, 'recall', [k.records], [requestId, this.limits.dedupeTtlS * 1000]))) as string | null;
+    const recall = async () => (await this.call(runScript(this.client, 'recall', [k.records], [requestId, this.limits.dedupeTtlS * 1000, this.limits.dedupeMax]))) as string | null;
     let json = await recall();
     // two-step: a request can have happened (step 1) without its record yet; finish it first
     if (!json && this.mode === 'split' && (await this.twoStep.finishPendingRequest(sessionId, requestId))) json = await recall();

@@ -22,8 +22,10 @@
 --   or (split) { 'pending', n, rooms JSON }, or { 'stale_epoch' } / { 'no_session' }
 --
 -- Cost: the script is atomic as a whole, so what several commits of one session write is written
--- once per session at the end (the last state, one RPUSH of their exactly-once records, one
--- LTRIM to DEDUPE_MAX), and each session's epoch is read once.
+-- once per session at the end (the last state, one RPUSH of their exactly-once records), and each
+-- session's epoch is read once. The records are trimmed lazily: only once they exceed DEDUPE_MAX
+-- by a slack (see `trimmedAbove`) is the list cut back to DEDUPE_MAX, so most commits run no
+-- LTRIM; recall.lua and claim.lua read only the last DEDUPE_MAX.
 --
 -- The records of a session are one list, oldest first, each entry `<ms>:<#id>:<id><response JSON>`
 -- (see recall.lua). Not a hash: Redis keeps a hash of up to 512 fields as a listpack, where every
@@ -32,6 +34,8 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dedupeMax = tonumber(ARGV[1])
+-- same rule in finish.lua
+local trimmedAbove = dedupeMax + math.max(16, math.floor(dedupeMax / 8))
 local split = ARGV[6] == 'split'
 
 local function roomHead(meta)
@@ -78,6 +82,24 @@ end
 
 local states, stateOrder = {}, {}
 local recorded, recordedOrder = {}, {}
+
+-- The last state of each session, written once at the end.
+local function keepState(session, state)
+  if state == '' then return end
+  if states[session] == nil then stateOrder[#stateOrder + 1] = session end
+  states[session] = state
+end
+
+-- An exactly-once record, appended once per session at the end.
+local function record(session, list, requestId, response)
+  local r = recorded[list]
+  if not r then
+    r = { session = session, entries = {} }
+    recorded[list] = r
+    recordedOrder[#recordedOrder + 1] = list
+  end
+  r.entries[#r.entries + 1] = now .. ':' .. #requestId .. ':' .. requestId .. response
+end
 
 local k = 0
 local results = {}
@@ -138,10 +160,7 @@ for c = 1, #commits do
       redis.call('HSET', session, 'rooms', roomsJson)
     end
 
-    if state ~= '' then
-      if states[session] == nil then stateOrder[#stateOrder + 1] = session end
-      states[session] = state
-    end
+    keepState(session, state)
 
     -- the exactly-once record, with what the commit assigned filled in (only messages assign anything)
     local filled = ''
@@ -161,15 +180,7 @@ for c = 1, #commits do
         response = string.gsub(response, '@@tether:seq:(%d+)@@', function(i) return tostring(seqs[tonumber(i) + 1] or 0) end)
         filled = response
       end
-      if requestId ~= '' then
-        local r = recorded[list]
-        if not r then
-          r = { session = session, entries = {} }
-          recorded[list] = r
-          recordedOrder[#recordedOrder + 1] = list
-        end
-        r.entries[#r.entries + 1] = now .. ':' .. #requestId .. ':' .. requestId .. response
-      end
+      if requestId ~= '' then record(session, list, requestId, response) end
     end
 
     if #deliveries > 0 then
@@ -187,12 +198,12 @@ end
 
 for _, session in ipairs(stateOrder) do redis.call('HSET', session, 'st', states[session]) end
 
--- DEDUPE_MAX: the oldest records beyond it are forgotten
+-- DEDUPE_MAX: the oldest records beyond it are forgotten (cut back once past the slack)
 for _, list in ipairs(recordedOrder) do
   local r = recorded[list]
   local length = 0
   for i = 1, #r.entries, CHUNK do length = redis.call('RPUSH', list, unpack(r.entries, i, math.min(i + CHUNK - 1, #r.entries))) end
-  if length > dedupeMax then redis.call('LTRIM', list, length - dedupeMax, -1) end
+  if length > trimmedAbove then redis.call('LTRIM', list, length - dedupeMax, -1) end
   -- a new list starts with the session's expiry; the owner's keepalive refreshes it after
   if length == #r.entries then
     local left = redis.call('PTTL', r.session)

@@ -9,7 +9,9 @@ if ARGV[2] ~= '' and ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local length = redis.call('RPUSH', KEYS[2], now .. ':' .. #ARGV[2] .. ':' .. ARGV[2] .. ARGV[3])
-  if length > tonumber(ARGV[4]) then redis.call('LTRIM', KEYS[2], length - tonumber(ARGV[4]), -1) end
+  local dedupeMax = tonumber(ARGV[4])
+  -- trimmed lazily, as in commit.lua
+  if length > dedupeMax + math.max(16, math.floor(dedupeMax / 8)) then redis.call('LTRIM', KEYS[2], length - dedupeMax, -1) end
   if length == 1 then
     local left = redis.call('PTTL', KEYS[1])
     if left > 0 then redis.call('PEXPIRE', KEYS[2], left) end

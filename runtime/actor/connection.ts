@@ -38,6 +38,14 @@ type Phase = 'hello' | 'opening' | 'open' | 'closed';
 type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
 
 const EMPTY_READS = Object.freeze({}) as Record<string, never>;
+const ANSWERED = Promise.resolve();
+
+/** A decided request waiting for its turn to be answered; `answer` is null while it commits. */
+interface AnswerSlot {
+  req: PipelineRequest;
+  receivedAt: number;
+  answer: Answer | null;
+}
 
 /** Encoded `msg` frames of room messages, shared by every local member; gone with the message. */
 const encodedRoomFrames = new WeakMap<RoomMessage, string>();
@@ -60,8 +68,11 @@ export class Connection implements Routable, FeedSink {
   private readonly roomFeeds = new Map<string, RoomFeed>();
   private readonly mailbox: Job[] = [];
   private running = false;
-  /** Settles once every request decided so far has been answered. */
-  private answered: Promise<void> = Promise.resolve();
+  /** Requests decided and not yet answered, oldest first: answers leave in this order. */
+  private answering: AnswerSlot[] = [];
+  /** An answer at the front is being finished asynchronously (a join): the rest wait. */
+  private finishing = false;
+  private answeredWaiters: (() => void)[] = [];
   private commitsInFlight = 0;
   /** onClosed ran: what the connection held is freed (it runs once, whichever comes first). */
   private freed = false;
@@ -310,93 +321,164 @@ export class Connection implements Routable, FeedSink {
   // ---- the mailbox: requests decided one at a time, in arrival order ----
   //
   // Request N+1 is decided (its handler run) on the state request N left, as soon as N's handler
-  // has run: N's commit need not have come back. Commits go out in order on one Redis connection,
-  // so the ones that happen are always a prefix; each `res` still waits for its own commit, and
-  // answers leave in order. A join or leave is a barrier (later handlers must see the new rooms),
-  // a re-sent id waits for the commits in flight, and a commit whose outcome is unknown makes the
-  // actor reload the session from the store before it decides anything else.
+  // has run: N's commit need not have come back, and a request that arrives while earlier ones
+  // commit is decided at once too. Commits go out in order on one Redis connection, so the ones
+  // that happen are always a prefix; each `res` still waits for its own commit, and answers leave
+  // in order (the `answering` queue). A join or leave is a barrier (later handlers must see the new
+  // rooms), a re-sent id waits for the commits in flight, and a commit whose outcome is unknown
+  // makes the actor reload the session from the store before it decides anything else. While every
+  // stage is synchronous (the common case) a request is decided without a promise of its own.
 
   private runMailbox(): void {
     if (this.running || this.phase !== 'open') return;
     this.running = true;
-    void this.processAll();
+    this.processAll();
   }
 
-  private async processAll(): Promise<void> {
-    try {
-      while (this.mailbox.length > 0 && this.phase === 'open') {
-        const job = this.mailbox.shift()!;
-        if (job.kind === 'req') await this.decide(job.req, job.receivedAt);
-        else {
-          await this.answered;
-          await this.processHook(job.hook);
-        }
+  private processAll(): void {
+    while (this.mailbox.length > 0 && this.phase === 'open') {
+      const job = this.mailbox.shift()!;
+      let waiting: Promise<void> | void = undefined;
+      try {
+        waiting = job.kind === 'req' ? this.decide(job.req, job.receivedAt) : this.whenAnswered().then(() => this.processHook(job.hook));
+      } catch (err) {
+        this.deps.log.error({ err }, 'mailbox failed');
       }
-      await this.answered;
-    } catch (err) {
-      this.deps.log.error({ err }, 'mailbox failed');
-    } finally {
-      this.running = false;
-      if (this.mailbox.length === 0) this.resolveIdle();
-      else if (this.phase === 'open') this.runMailbox();
+      if (waiting) {
+        waiting.catch((err: unknown) => this.deps.log.error({ err }, 'mailbox failed')).then(() => this.processAll());
+        return;
+      }
     }
+    this.running = false;
+    this.checkIdle();
   }
 
-  /** Runs the deciding stages; returns once the next request may be decided. */
-  private async decide(req: PipelineRequest, receivedAt: number): Promise<void> {
-    const { deps } = this;
+  /** Runs the deciding stages; returns a promise only when the next request must wait for it. */
+  private decide(req: PipelineRequest, receivedAt: number): Promise<void> | void {
     const session = this.session!;
     req.session = session; // a request that arrived during hello had no session yet
     this.decidingId = req.frame.id;
-    deps.metrics.messageReceived(req.frame.route);
-    if (this.commitsInFlight > 0 && session.recorded.has(req.frame.id)) await this.answered;
-    if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, Promise.resolve(unavailable()));
-    let answer: Answer | undefined;
+    this.deps.metrics.messageReceived(req.frame.route);
+    if ((this.commitsInFlight > 0 && session.recorded.has(req.frame.id)) || this.reloadNeeded) return this.decideWhenAnswered(req, receivedAt);
+    return this.runDeciding(req, receivedAt);
+  }
+
+  /** A re-sent id (its record may be in a commit still in flight) or a reload waits for every answer first. */
+  private async decideWhenAnswered(req: PipelineRequest, receivedAt: number): Promise<void> {
+    await this.whenAnswered();
+    if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, unavailable());
+    await this.runDeciding(req, receivedAt);
+  }
+
+  private runDeciding(req: PipelineRequest, receivedAt: number): Promise<void> | void {
+    let answer: ReturnType<typeof runStages>;
     try {
-      answer = await runStages(req, deps, DECIDE);
+      answer = runStages(req, this.deps, DECIDE);
     } catch (err) {
-      deps.log.error({ err, route: req.frame.route }, 'pipeline threw');
-      answer = INTERNAL;
+      answer = this.pipelineThrew(req, err);
     }
-    if (answer) return this.answerInOrder(req, receivedAt, Promise.resolve(answer));
+    if (answer instanceof Promise) {
+      return answer.then(
+        (a) => this.decided(req, receivedAt, a),
+        (err: unknown) => this.decided(req, receivedAt, this.pipelineThrew(req, err)),
+      );
+    }
+    return this.decided(req, receivedAt, answer);
+  }
+
+  private pipelineThrew(req: PipelineRequest, err: unknown): Answer {
+    this.deps.log.error({ err, route: req.frame.route }, 'pipeline threw');
+    return INTERNAL;
+  }
+
+  /** The deciding stages are done: answer now, or commit. */
+  private decided(req: PipelineRequest, receivedAt: number, answer: Answer | undefined): Promise<void> | void {
+    if (answer) return this.answerInOrder(req, receivedAt, answer);
     // The next request builds on this one's outcome at once.
-    if (!req.rejected && req.result?.state !== undefined) session.state = req.result.state;
+    if (!req.rejected && req.result?.state !== undefined) this.session!.state = req.result.state;
+    const slot = this.queueAnswer(req, receivedAt);
     this.commitsInFlight++;
-    const committed = Promise.resolve(commit(req, deps)).then(
+    Promise.resolve(commit(req, this.deps)).then(
       (a) => {
         this.commitsInFlight--;
-        return a ?? INTERNAL;
+        this.settle(slot, a ?? INTERNAL);
       },
       (err: unknown) => {
         this.commitsInFlight--;
-        deps.log.error({ err }, 'commit stage threw');
-        return INTERNAL;
+        this.deps.log.error({ err }, 'commit stage threw');
+        this.settle(slot, INTERNAL);
       },
     );
-    const done = this.answerInOrder(req, receivedAt, committed);
-    const effects = req.result?.effects;
-    if (effects?.some((e) => e.type === 'join' || e.type === 'leave' || e.type === 'close')) await done;
+    // a barrier: this is the newest answer, so "all answered" is "this one answered"
+    if (req.result?.effects?.some((e) => e.type === 'join' || e.type === 'leave' || e.type === 'close')) return this.whenAnswered();
   }
 
-  /** Sends the answer of `req` once every earlier request has been answered. */
-  private answerInOrder(req: PipelineRequest, receivedAt: number, answer: Promise<Answer>): Promise<void> {
-    const previous = this.answered;
-    this.answered = (async () => {
-      const a = await answer;
-      await previous;
-      await this.finish(req, a, receivedAt);
-    })().catch((err: unknown) => this.deps.log.error({ err }, 'answering failed'));
-    return this.answered;
+  /** Queues `answer` to be sent once every earlier request has been answered. */
+  private answerInOrder(req: PipelineRequest, receivedAt: number, answer: Answer): void {
+    this.settle(this.queueAnswer(req, receivedAt), answer);
   }
 
-  private async finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> {
-    const { deps } = this;
-    const { frame } = req;
+  private queueAnswer(req: PipelineRequest, receivedAt: number): AnswerSlot {
+    const slot: AnswerSlot = { req, receivedAt, answer: null };
+    this.answering.push(slot);
+    return slot;
+  }
+
+  private settle(slot: AnswerSlot, answer: Answer): void {
+    slot.answer = answer;
+    this.sendAnswers();
+  }
+
+  /** Sends the settled answers at the front of the queue, in order; one that must wait (a join) holds the rest. */
+  private sendAnswers(): void {
+    if (this.finishing) return;
+    while (this.answering.length > 0) {
+      const slot = this.answering[0]!;
+      if (slot.answer === null) return;
+      this.answering.shift();
+      let waiting: Promise<void> | void = undefined;
+      try {
+        waiting = this.finish(slot.req, slot.answer, slot.receivedAt);
+      } catch (err) {
+        this.deps.log.error({ err }, 'answering failed');
+      }
+      if (waiting) {
+        this.finishing = true;
+        waiting
+          .catch((err: unknown) => this.deps.log.error({ err }, 'answering failed'))
+          .then(() => {
+            this.finishing = false;
+            this.sendAnswers();
+          });
+        return;
+      }
+    }
+    const waiters = this.answeredWaiters;
+    this.answeredWaiters = [];
+    for (const resolve of waiters) resolve();
+    this.checkIdle();
+  }
+
+  /** Settles once every request decided so far has been answered. */
+  private whenAnswered(): Promise<void> {
+    if (this.answering.length === 0 && !this.finishing) return ANSWERED;
+    return new Promise((resolve) => this.answeredWaiters.push(resolve));
+  }
+
+  private finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> | void {
     if (req.outcomeUnknown) this.reloadNeeded = true;
     if (this.isClosed()) return;
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
-    if (answer.commit) await this.applyCommit(answer.commit);
+    // memberships changed: the res waits until this instance hears the joined rooms
+    const commit = answer.commit;
+    if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt));
+    this.respond(req, answer, receivedAt);
+  }
+
+  private respond(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number): void {
     if (this.isClosed()) return;
+    const { deps } = this;
+    const { frame } = req;
     const r = answer.response;
     const json = answer.commit?.responseJson;
     this.sendText(json !== undefined ? encodeRecorded(frame.id, json) : r.ok ? encodeOk(frame.id, r.data) : encodeFail(frame.id, r.error));
@@ -414,7 +496,7 @@ export class Connection implements Routable, FeedSink {
    * take the store's. Waits for every commit in flight first, so it reads their outcome too.
    */
   private async reload(): Promise<boolean> {
-    await this.answered;
+    await this.whenAnswered();
     const session = this.session!;
     try {
       const record = await this.deps.store.load(session.id);
@@ -576,9 +658,18 @@ export class Connection implements Routable, FeedSink {
     }
   }
 
+  /** Nothing queued, being decided or waiting to be answered. */
+  private isIdle(): boolean {
+    return !this.running && this.mailbox.length === 0 && this.answering.length === 0 && !this.finishing;
+  }
+
   private idle(): Promise<void> {
-    if (!this.running && this.mailbox.length === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private checkIdle(): void {
+    if (this.isIdle()) this.resolveIdle();
   }
 
   private resolveIdle(): void {

@@ -19,13 +19,14 @@ import type { Answer, PipelineDeps, PipelineRequest, Stage } from './types.ts';
 export const DECIDE: readonly Stage[] = [dedupe, findRoute, validate, rateLimit, performReads, handle];
 
 /**
- * Runs a request through `stages` until one answers.
+ * Runs a request through `stages` until one answers. Synchronous while the stages are: the first
+ * stage that returns a promise makes the rest run after it.
  * @returns that answer, or undefined when every stage let the request go on
  */
-export async function runStages(req: PipelineRequest, deps: PipelineDeps, stages: readonly Stage[]): Promise<Answer | undefined> {
-  for (const stage of stages) {
-    let answer = stage(req, deps);
-    if (answer instanceof Promise) answer = await answer;
+export function runStages(req: PipelineRequest, deps: PipelineDeps, stages: readonly Stage[], from = 0): Answer | undefined | Promise<Answer | undefined> {
+  for (let i = from; i < stages.length; i++) {
+    const answer = stages[i]!(req, deps);
+    if (answer instanceof Promise) return answer.then((a) => a ?? runStages(req, deps, stages, i + 1));
     if (answer) return answer;
   }
   return undefined;

@@ -366,6 +366,7 @@ export class Connection implements Routable, FeedSink {
   /** A re-sent id (its record may be in a commit still in flight) or a reload waits for every answer first. */
   private async decideWhenAnswered(req: PipelineRequest, receivedAt: number): Promise<void> {
     await this.whenAnswered();
+    if (this.isClosed()) return;
     if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, unavailable());
     await this.runDeciding(req, receivedAt);
   }
@@ -393,7 +394,11 @@ export class Connection implements Routable, FeedSink {
 
   /** The deciding stages are done: answer now, or commit. */
   private decided(req: PipelineRequest, receivedAt: number, answer: Answer | undefined): Promise<void> | void {
-    if (answer) return this.answerInOrder(req, receivedAt, answer);
+    if (answer) {
+      this.answerInOrder(req, receivedAt, answer);
+      // a strike (rate_limited) counts towards ABUSE_MAX_STRIKES when it is sent: decide nothing more until then
+      return answer.kind === 'res' && answer.strike ? this.whenAnswered() : undefined;
+    }
     // The next request builds on this one's outcome at once.
     if (!req.rejected && req.result?.state !== undefined) this.session!.state = req.result.state;
     const slot = this.queueAnswer(req, receivedAt);
@@ -401,6 +406,8 @@ export class Connection implements Routable, FeedSink {
     Promise.resolve(commit(req, this.deps)).then(
       (a) => {
         this.commitsInFlight--;
+        // known now, not when the answer's turn comes: the next request must not be decided on guesswork
+        if (req.outcomeUnknown) this.reloadNeeded = true;
         this.settle(slot, a ?? INTERNAL);
       },
       (err: unknown) => {
@@ -466,7 +473,6 @@ export class Connection implements Routable, FeedSink {
   }
 
   private finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> | void {
-    if (req.outcomeUnknown) this.reloadNeeded = true;
     if (this.isClosed()) return;
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
     // memberships changed: the res waits until this instance hears the joined rooms

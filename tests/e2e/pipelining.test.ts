@@ -21,18 +21,26 @@ const waitFor = async (check: () => boolean, what: string) => {
   }
 };
 
+/** An in-process instance whose commits' results wait for the test; ids in `failing` fail with an unknown outcome. */
+function instance(failing: string[] = []) {
+  const config = loadConfig({ ...TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
+  const ports = memoryPorts(config);
+  const commit = ports.store.commit.bind(ports.store);
+  const held = new Map<string, () => void>();
+  const tried = new Set<string>();
+  ports.store.commit = async (input: CommitInput): Promise<CommitResult> => {
+    if (input.requestId) tried.add(input.requestId);
+    if (input.requestId && failing.includes(input.requestId)) throw new Error('connection lost');
+    const result = await commit(input); // the store itself commits in order
+    if (input.requestId) await new Promise<void>((release) => held.set(input.requestId!, release));
+    return result;
+  };
+  return { tether: createTether(config, app, { ports }), held, tried };
+}
+
 describe('pipelined requests on one connection', () => {
   it('commits a request while the one before it is still committing, and answers both in order', async () => {
-    const config = loadConfig({ ...TEST_ENV, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' });
-    const ports = memoryPorts(config);
-    const commit = ports.store.commit.bind(ports.store);
-    const held = new Map<string, () => void>();
-    ports.store.commit = async (input: CommitInput): Promise<CommitResult> => {
-      const result = await commit(input); // the store itself commits in order
-      if (input.requestId) await new Promise<void>((release) => held.set(input.requestId!, release));
-      return result;
-    };
-    const tether = createTether(config, app, { ports });
+    const { tether, held } = instance();
     const { port } = await tether.start();
     try {
       const { client } = await RawClient.hello(`ws://127.0.0.1:${port}/ws`);
@@ -50,6 +58,34 @@ describe('pipelined requests on one connection', () => {
         { t: 'res', id: 'a', ok: true, data: { count: 1 } },
         { t: 'res', id: 'b', ok: true, data: { count: 11 } },
       ]);
+      client.close();
+    } finally {
+      for (const release of held.values()) release();
+      await tether.stop();
+    }
+  });
+
+  it('after a commit whose outcome is unknown, decides the next request on the state reloaded from the store', async () => {
+    const { tether, held, tried } = instance(['b']);
+    const { port } = await tether.start();
+    try {
+      const { client } = await RawClient.hello(`ws://127.0.0.1:${port}/ws`);
+      client.send({ t: 'req', id: 'a', route: 'counter.inc', data: { by: 1 } });
+      await waitFor(() => held.has('a'), "a's commit");
+      client.send({ t: 'req', id: 'b', route: 'counter.inc', data: { by: 10 } });
+      await waitFor(() => tried.has('b'), "b's failed commit");
+      await new Promise((r) => setTimeout(r, 20));
+      // c comes after b's commit failed, while a's answer is still held: it must not build on b's count
+      client.send({ t: 'req', id: 'c', route: 'counter.inc', data: { by: 100 } });
+      await new Promise((r) => setTimeout(r, 20));
+      held.get('a')!();
+      await waitFor(() => held.has('c'), "c's commit");
+      held.get('c')!();
+      await waitFor(() => client.all((f) => f.t === 'res').length === 3, 'three answers');
+      const answers = client.all((f) => f.t === 'res');
+      expect(answers[0]).toEqual({ t: 'res', id: 'a', ok: true, data: { count: 1 } });
+      expect(answers[1]).toMatchObject({ t: 'res', id: 'b', ok: false, error: { code: 'unavailable' } });
+      expect(answers[2]).toEqual({ t: 'res', id: 'c', ok: true, data: { count: 101 } });
       client.close();
     } finally {
       for (const release of held.values()) release();

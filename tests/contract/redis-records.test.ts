@@ -6,34 +6,25 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../runtime/auth/session-token.ts';
-import { loadConfig } from '../../runtime/config.ts';
-import { createRedisClient, type RedisClient, timedCalls } from '../../runtime/store/redis/connection.ts';
+import type { RedisClient } from '../../runtime/store/redis/connection.ts';
 import { sessionKeys } from '../../runtime/store/redis/keys.ts';
-import { RedisSessionStore } from '../../runtime/store/redis/redis-session-store.ts';
-import { createLogger } from '../../runtime/telemetry/logger.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { RedisSessionStore } from '../../runtime/store/redis/redis-session-store.ts';
+import { startRedisStore, type TestRedisStore } from '../helpers/redis-store.ts';
 
 const DEDUPE_MAX = 20;
 const MOST = DEDUPE_MAX + 16;
 const limits = { sessionTtlS: 60, dedupeTtlS: 60, dedupeMax: DEDUPE_MAX, outboxMax: 100, roomHistoryMax: 100, roomTtlS: 60 };
 
 describe.each(['single', 'split'] as const)('exactly-once records on Redis (%s commit)', (mode) => {
-  let redis: TestRedis;
+  let set: TestRedisStore;
   let client: RedisClient;
   let store: RedisSessionStore;
-  const call = timedCalls();
   beforeAll(async () => {
-    redis = await startRedis();
-    const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), ...limits, redisUrl: redis.url };
-    client = createRedisClient(config.redisUrl, createLogger('silent', 'test'), 'test');
-    await client.connect();
-    store = new RedisSessionStore(client, limits, call, mode);
+    set = await startRedisStore(limits, mode);
+    ({ client, store } = set);
   });
   afterAll(async () => {
-    await store?.close();
-    call.stop();
-    await client?.quit();
-    await redis?.cleanup();
+    await set?.cleanup();
   });
 
   it('keeps the list bounded while recall and claim see exactly the last DEDUPE_MAX ids', async () => {

@@ -8,35 +8,26 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { afterCommit } from '../../runtime/app/define-app.ts';
 import { hashToken } from '../../runtime/auth/session-token.ts';
-import { loadConfig } from '../../runtime/config.ts';
 import type { CommitInput } from '../../runtime/ports/session-store.ts';
 import { commitCall } from '../../runtime/store/redis/commit-args.ts';
-import { createRedisClient, type RedisClient, timedCalls } from '../../runtime/store/redis/connection.ts';
+import type { RedisClient } from '../../runtime/store/redis/connection.ts';
 import { roomKeys, sessionKeys } from '../../runtime/store/redis/keys.ts';
 import { RedisSessionStore } from '../../runtime/store/redis/redis-session-store.ts';
 import { runScript } from '../../runtime/store/redis/scripts.ts';
-import { createLogger } from '../../runtime/telemetry/logger.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startRedisStore, type TestRedisStore } from '../helpers/redis-store.ts';
 
 const limits = { sessionTtlS: 60, dedupeTtlS: 60, dedupeMax: 16, outboxMax: 100, roomHistoryMax: 100, roomTtlS: 60 };
 
 describe('two-step commit: an instance dies between the steps', () => {
-  let redis: TestRedis;
+  let set: TestRedisStore;
   let client: RedisClient;
   let store: RedisSessionStore;
-  const call = timedCalls();
   beforeAll(async () => {
-    redis = await startRedis();
-    const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), ...limits, redisUrl: redis.url };
-    client = createRedisClient(config.redisUrl, createLogger('silent', 'test'), 'test');
-    await client.connect();
-    store = new RedisSessionStore(client, limits, call, 'split');
+    set = await startRedisStore(limits, 'split');
+    ({ client, store } = set);
   });
   afterAll(async () => {
-    await store?.close();
-    call.stop();
-    await client?.quit();
-    await redis?.cleanup();
+    await set?.cleanup();
   });
 
   const newSession = async () => {
@@ -179,7 +170,7 @@ describe('two-step commit: an instance dies between the steps', () => {
         };
       },
     });
-    const owner = new RedisSessionStore(flaky, limits, call, 'split');
+    const owner = new RedisSessionStore(flaky, limits, set.call, 'split');
     const dm = (id: string, text: string): CommitInput => ({ sessionId: sender, epoch: 1, requestId: id, joins: [], leaves: [], sends: [{ to: target, route: 'dm', data: text }], broadcasts: [], response: { ok: true, reply: {} } });
     await expect(owner.commit(dm('a', 'first'))).rejects.toThrow('connection lost');
     const later = await owner.commit(dm('b', 'second'));

@@ -38,12 +38,25 @@ function instance(failing: string[] = []) {
   return { tether: createTether(config, app, { ports }), held, tried };
 }
 
+type Held = Map<string, () => void>;
+
+/** Runs `body` with a client that said hello to such an instance; stops the instance after. */
+async function withClient(failing: string[], body: (client: RawClient, held: Held, tried: Set<string>) => Promise<void>) {
+  const { tether, held, tried } = instance(failing);
+  const { port } = await tether.start();
+  try {
+    const { client } = await RawClient.hello(`ws://127.0.0.1:${port}/ws`);
+    await body(client, held, tried);
+    client.close();
+  } finally {
+    for (const release of held.values()) release();
+    await tether.stop();
+  }
+}
+
 describe('pipelined requests on one connection', () => {
   it('commits a request while the one before it is still committing, and answers both in order', async () => {
-    const { tether, held } = instance();
-    const { port } = await tether.start();
-    try {
-      const { client } = await RawClient.hello(`ws://127.0.0.1:${port}/ws`);
+    await withClient([], async (client, held) => {
       client.send({ t: 'req', id: 'a', route: 'counter.inc', data: { by: 1 } });
       await waitFor(() => held.has('a'), "a's commit");
       client.send({ t: 'req', id: 'b', route: 'counter.inc', data: { by: 10 } });
@@ -58,18 +71,11 @@ describe('pipelined requests on one connection', () => {
         { t: 'res', id: 'a', ok: true, data: { count: 1 } },
         { t: 'res', id: 'b', ok: true, data: { count: 11 } },
       ]);
-      client.close();
-    } finally {
-      for (const release of held.values()) release();
-      await tether.stop();
-    }
+    });
   });
 
   it('after a commit whose outcome is unknown, decides the next request on the state reloaded from the store', async () => {
-    const { tether, held, tried } = instance(['b']);
-    const { port } = await tether.start();
-    try {
-      const { client } = await RawClient.hello(`ws://127.0.0.1:${port}/ws`);
+    await withClient(['b'], async (client, held, tried) => {
       client.send({ t: 'req', id: 'a', route: 'counter.inc', data: { by: 1 } });
       await waitFor(() => held.has('a'), "a's commit");
       client.send({ t: 'req', id: 'b', route: 'counter.inc', data: { by: 10 } });
@@ -86,10 +92,6 @@ describe('pipelined requests on one connection', () => {
       expect(answers[0]).toEqual({ t: 'res', id: 'a', ok: true, data: { count: 1 } });
       expect(answers[1]).toMatchObject({ t: 'res', id: 'b', ok: false, error: { code: 'unavailable' } });
       expect(answers[2]).toEqual({ t: 'res', id: 'c', ok: true, data: { count: 101 } });
-      client.close();
-    } finally {
-      for (const release of held.values()) release();
-      await tether.stop();
-    }
+    });
   });
 });

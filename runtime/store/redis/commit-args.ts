@@ -60,11 +60,11 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
       for (const b of input.broadcasts) keys.push(roomKeys(b.room).meta, roomKeys(b.room).stream);
       for (const room of input.joins) keys.push(roomKeys(room).meta);
     }
+    const head = [String(input.epoch), asRedisText(input.requestId ?? ''), input.state === undefined ? '' : JSON.stringify(input.state), json];
+    // most commits have no effects: they end after the response (see commit.lua)
+    if (input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0) return head;
     return [
-      String(input.epoch),
-      asRedisText(input.requestId ?? ''),
-      input.state === undefined ? '' : JSON.stringify(input.state),
-      json,
+      ...head,
       input.sends.map((m) => [asRedisText(m.to), asRedisText(m.route), JSON.stringify(m.data ?? null)]),
       input.broadcasts.map((b) => [asRedisText(b.room), asRedisText(b.route), JSON.stringify(b.data ?? null)]),
       split ? input.joins.map((room, i) => [asRedisText(room), joinOffsets[i]!]) : input.joins.map(asRedisText),

@@ -14,6 +14,8 @@
 --    response JSON ('' = none; may hold @@tether:off:<i>@@ / @@tether:seq:<i>@@ placeholders),
 --    sends [[to, route, data JSON]...], broadcasts [[room, route, data JSON]...],
 --    joins [room...] (split: [[room, offset]...]), leaves [room...]]
+--   where a commit without messages or memberships stops after the response (no empty lists to
+--   decode: most requests have no effects, and cjson builds a table for every list)
 -- KEYS per commit: session hash, exactly-once records (list), (split only) pending deliveries
 --   (hash), then (single only) 2 per send (target session hash, target outbox), 2 per broadcast
 --   (room meta, room stream), 1 per join (room meta)
@@ -32,7 +34,8 @@
 -- write scans it all; a list appends and trims at its ends.
 
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- every record starts with the time in ms; formatted once (a number's tostring is slow in Lua)
+local recordPrefix = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ':'
 local dedupeMax = tonumber(ARGV[1])
 -- same rule in finish.lua
 local trimmedAbove = dedupeMax + math.max(16, math.floor(dedupeMax / 8))
@@ -98,7 +101,7 @@ local function record(session, list, requestId, response)
     recorded[list] = r
     recordedOrder[#recordedOrder + 1] = list
   end
-  r.entries[#r.entries + 1] = now .. ':' .. #requestId .. ':' .. requestId .. response
+  r.entries[#r.entries + 1] = recordPrefix .. #requestId .. ':' .. requestId .. response
 end
 
 local k = 0
@@ -118,7 +121,12 @@ for c = 1, #commits do
   local ep = epochOf(session)
   if ep ~= epoch then
     results[c] = { ep and 'stale_epoch' or 'no_session' }
-    if not split then k = k + 2 * #sends + 2 * #broadcasts + #joins end
+    if sends and not split then k = k + 2 * #sends + 2 * #broadcasts + #joins end
+  elseif sends == nil then
+    -- no effects: the state and the record, nothing to report back
+    keepState(session, state)
+    if response ~= '' and requestId ~= '' then record(session, list, requestId, response) end
+    results[c] = 1
   else
     -- direct messages, then room messages (split: kept for deliver.lua)
     local deliveries, seqs, offs = {}, {}, {}

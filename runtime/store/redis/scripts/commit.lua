@@ -93,15 +93,24 @@ local function keepState(session, state)
   states[session] = state
 end
 
+-- '<length>:' per id length, formatted once (Lua formats every number with sprintf)
+local lengthPrefix = {}
+
 -- An exactly-once record, appended once per session at the end.
 local function record(session, list, requestId, response)
+  local n = #requestId
+  local prefix = lengthPrefix[n]
+  if not prefix then
+    prefix = recordPrefix .. n .. ':'
+    lengthPrefix[n] = prefix
+  end
   local r = recorded[list]
   if not r then
     r = { session = session, entries = {} }
     recorded[list] = r
     recordedOrder[#recordedOrder + 1] = list
   end
-  r.entries[#r.entries + 1] = recordPrefix .. #requestId .. ':' .. requestId .. response
+  r.entries[#r.entries + 1] = prefix .. requestId .. response
 end
 
 local k = 0

@@ -477,8 +477,19 @@ export class Connection implements Routable, FeedSink {
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
     // memberships changed: the res waits until this instance hears the joined rooms
     const commit = answer.commit;
-    if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt));
+    if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt), (err: unknown) => this.joinFailed(req, answer, receivedAt, err));
     this.respond(req, answer, receivedAt);
+  }
+
+  /**
+   * The join is committed, but this instance could not subscribe to the room or list the member
+   * (Redis away): the res still goes (it is true), then the connection closes, so the client
+   * resumes and its resume replays whatever the room got meanwhile, and lists it again.
+   */
+  private joinFailed(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number, err: unknown): void {
+    this.deps.log.warn({ err, session: this.session?.id }, 'joining a room failed after its commit; closing so the client resumes');
+    this.respond(req, answer, receivedAt);
+    this.closeWith('tryAgainLater', 'could not join the room here; resume to catch up');
   }
 
   private respond(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number): void {
@@ -527,17 +538,27 @@ export class Connection implements Routable, FeedSink {
 
   private async processHook(hook: Hook<unknown>): Promise<void> {
     const session = this.session!;
+    let ran;
     try {
-      const ran = await this.commitHook(hook, session, true);
-      if (!ran) return;
-      if (ran.state !== undefined) session.state = ran.state;
-      await this.applyCommit(ran.outcome);
-      this.deliver(ran.outcome);
-      if (ran.close) this.closeApp(ran.close);
+      ran = await this.commitHook(hook, session, true);
     } catch (err) {
       this.deps.log.warn({ err }, 'hook commit failed');
       this.reloadNeeded = true;
+      return;
     }
+    if (!ran) return;
+    if (ran.state !== undefined) session.state = ran.state;
+    try {
+      await this.applyCommit(ran.outcome);
+    } catch (err) {
+      // committed, but not heard here: as for a request's join (joinFailed)
+      this.deps.log.warn({ err, session: session.id }, 'joining a room failed after a hook commit; closing so the client resumes');
+      this.deliver(ran.outcome);
+      this.closeWith('tryAgainLater', 'could not join the room here; resume to catch up');
+      return;
+    }
+    this.deliver(ran.outcome);
+    if (ran.close) this.closeApp(ran.close);
   }
 
   /**

@@ -12,6 +12,7 @@ import type { StoredResponse } from '../ports/messages.ts';
 import type { Presence } from '../ports/presence.ts';
 import type { RateLimiter, RateScope } from '../ports/rate-limiter.ts';
 import type { CommitResult, SessionStore } from '../ports/session-store.ts';
+import type { Partitioned } from './stages/effects.ts';
 import type { ReqFrame } from '../protocol/frames.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
@@ -37,6 +38,8 @@ export interface PipelineRequest {
   input?: unknown;
   reads?: Record<string, unknown>;
   result?: HandlerResult<unknown>;
+  /** The result's effects, sorted by kind and checked (routes that commit only). */
+  effects?: Partitioned;
   /** Set when the handler rejected the request on purpose: recorded like a success. */
   rejected?: WireError;
   /** Set when the commit failed without saying whether it happened (timeout, lost connection). */

@@ -22,6 +22,7 @@ const testApp = defineApp<State>({
     stats: route({ handle: (s: State) => ({ reply: s }) }),
     bye: route({ handle: (_s: State) => ({ reply: 'bye', effects: [close(4000, 'app said bye')] }) }),
     badClose: route({ handle: (_s: State) => ({ reply: 'never', effects: [close(2000, 'not a code a server may send')] }) }),
+    badCloseAndCount: route({ handle: (s: State) => ({ state: { ...s, connects: 1000 }, reply: 'never', effects: [close(2000, 'not a code a server may send')] }) }),
     admin: route({
       handle: (_s: State, _i, ctx) => {
         if (ctx.userId !== 'root') throw new UnauthorizedError('admins only');
@@ -84,6 +85,13 @@ describe('effects and errors', () => {
     const { client } = await RawClient.hello(url);
     expect((await client.request('bc', 'badClose')).error).toEqual({ code: 'internal', message: 'internal error' });
     expect((await client.request('after', 'stats')).ok).toBe(true);
+    client.close();
+  });
+
+  it('takes on nothing of a request answered internal for an invalid effect, not even its new state', async () => {
+    const { client } = await RawClient.hello(url);
+    expect((await client.request('bcc', 'badCloseAndCount')).error).toEqual({ code: 'internal', message: 'internal error' });
+    expect((await client.request('after', 'stats')).data).toEqual({ connects: 1, resumes: 0, disconnects: 0 });
     client.close();
   });
 

@@ -7,7 +7,6 @@ import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { CommitInput } from '../../ports/session-store.ts';
 import type { Answer, Stage } from '../types.ts';
 import { failWith, unavailable } from './answers.ts';
-import { partitionEffects } from './effects.ts';
 
 const NOTHING_COMMITTED: Committed = { offsets: [], seqs: [] };
 
@@ -18,28 +17,19 @@ export const commit: Stage = async (req, deps) => {
     const data = resolveReply(result.reply, NOTHING_COMMITTED);
     return { kind: 'res', response: data === undefined ? { ok: true } : { ok: true, data } };
   }
-  const effects = partitionEffects(result.effects);
-  if ('invalid' in effects) {
-    deps.log.error({ route: req.frame.route, problem: effects.invalid }, 'handler returned an invalid effect');
-    return failWith('internal', 'internal error');
-  }
+  // sorted and checked by the handle stage; a rejected request takes no effect
+  const effects = req.rejected ? undefined : req.effects;
   const input: CommitInput = {
     sessionId: req.session.id,
     epoch: req.session.epoch,
     requestId: req.frame.id,
-    joins: effects.joins,
-    leaves: effects.leaves,
-    sends: effects.sends,
-    broadcasts: effects.broadcasts,
+    joins: effects?.joins ?? [],
+    leaves: effects?.leaves ?? [],
+    sends: effects?.sends ?? [],
+    broadcasts: effects?.broadcasts ?? [],
     response: req.rejected ? { ok: false, error: req.rejected } : { ok: true, reply: result.reply },
   };
   if (!req.rejected && result.state !== undefined) input.state = result.state;
-  if (req.rejected) {
-    input.joins = [];
-    input.leaves = [];
-    input.sends = [];
-    input.broadcasts = [];
-  }
   let outcome;
   // Recorded before the outcome is known: a commit that timed out may still have happened, so a
   // retry of this id must look in the store.
@@ -57,6 +47,6 @@ export const commit: Stage = async (req, deps) => {
     return failWith('internal', 'internal error');
   }
   const answer: Answer = { kind: 'res', response: outcome.response!, commit: outcome };
-  if (!req.rejected && effects.close) answer.close = effects.close;
+  if (effects?.close) answer.close = effects.close;
   return answer;
 };

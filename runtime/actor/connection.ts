@@ -534,6 +534,7 @@ export class Connection implements Routable, FeedSink {
       this.deps.log.error({ err, code }, 'app close failed');
       this.ws.terminate();
     }
+    this.stopTaking();
   }
 
   private async processHook(hook: Hook<unknown>): Promise<void> {
@@ -676,6 +677,11 @@ export class Connection implements Routable, FeedSink {
   private closeWith(name: CloseName, why?: string): void {
     const { code, reason } = CloseCodes[name];
     if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, why ? `${reason}: ${why}`.slice(0, 120) : reason);
+    this.stopTaking();
+  }
+
+  /** Closing: nothing more is read, and requests not yet decided are dropped unanswered (the client re-sends them after resuming). */
+  private stopTaking(): void {
     this.reading = false;
     if (this.phase !== 'closed') {
       const wasOpen = this.phase === 'open' || this.phase === 'opening';

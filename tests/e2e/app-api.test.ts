@@ -21,6 +21,7 @@ const testApp = defineApp<State>({
   routes: {
     stats: route({ handle: (s: State) => ({ reply: s }) }),
     bye: route({ handle: (_s: State) => ({ reply: 'bye', effects: [close(4000, 'app said bye')] }) }),
+    count: route({ handle: (s: State) => ({ state: { ...s, connects: s.connects + 10 }, reply: 'counted' }) }),
     badClose: route({ handle: (_s: State) => ({ reply: 'never', effects: [close(2000, 'not a code a server may send')] }) }),
     badCloseAndCount: route({ handle: (s: State) => ({ state: { ...s, connects: 1000 }, reply: 'never', effects: [close(2000, 'not a code a server may send')] }) }),
     admin: route({
@@ -79,6 +80,19 @@ describe('effects and errors', () => {
     const { client } = await RawClient.hello(url);
     expect((await client.request('b', 'bye')).data).toBe('bye');
     expect(await client.closed).toEqual({ code: 4000, reason: 'app said bye' });
+  });
+
+  it('drops unanswered the requests that came after a close effect; the client re-sends them after resuming', async () => {
+    const { client, welcome } = await RawClient.hello(url);
+    client.send({ t: 'req', id: 'b', route: 'bye' });
+    client.send({ t: 'req', id: 'c', route: 'count' });
+    expect(await client.closed).toEqual({ code: 4000, reason: 'app said bye' });
+    expect(client.all((f) => f.t === 'res').map((f) => f.id)).toEqual(['b']);
+    const again = await RawClient.hello(url, { session: welcome.session, token: welcome.token });
+    expect((await again.client.request('s', 'stats')).data).toMatchObject({ connects: 1 }); // c did not run
+    expect((await again.client.request('c', 'count')).data).toBe('counted');
+    expect((await again.client.request('s2', 'stats')).data).toMatchObject({ connects: 11 });
+    again.client.close();
   });
 
   it('answers a close effect with a code no server may send as internal, and stays open', async () => {

@@ -417,7 +417,8 @@ export class Connection implements Routable, FeedSink {
       },
     );
     // a barrier: this is the newest answer, so "all answered" is "this one answered"
-    if (req.result?.effects?.some((e) => e.type === 'join' || e.type === 'leave' || e.type === 'close')) return this.whenAnswered();
+    const effects = req.effects;
+    if (effects && (effects.joins.length > 0 || effects.leaves.length > 0 || effects.close)) return this.whenAnswered();
   }
 
   /** Queues `answer` to be sent once every earlier request has been answered. */

@@ -482,14 +482,19 @@ export class Connection implements Routable, FeedSink {
     this.respond(req, answer, receivedAt);
   }
 
-  /**
-   * The join is committed, but this instance could not subscribe to the room or list the member
-   * (Redis away): the res still goes (it is true), then the connection closes, so the client
-   * resumes and its resume replays whatever the room got meanwhile, and lists it again.
-   */
+  /** A request's join committed but not taken on here: the res still goes (it is true), then see `closeForResume`. */
   private joinFailed(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number, err: unknown): void {
-    this.deps.log.warn({ err, session: this.session?.id }, 'joining a room failed after its commit; closing so the client resumes');
     this.respond(req, answer, receivedAt);
+    this.closeForResume(err);
+  }
+
+  /**
+   * A join is committed, but this instance could not subscribe to the room or list the member
+   * (Redis away): the connection closes, so the client resumes, and its resume replays whatever
+   * the room got meanwhile and lists it again.
+   */
+  private closeForResume(err: unknown): void {
+    this.deps.log.warn({ err, session: this.session?.id }, 'joining a room failed after its commit; closing so the client resumes');
     this.closeWith('tryAgainLater', 'could not join the room here; resume to catch up');
   }
 
@@ -553,10 +558,8 @@ export class Connection implements Routable, FeedSink {
     try {
       await this.applyCommit(ran.outcome);
     } catch (err) {
-      // committed, but not heard here: as for a request's join (joinFailed)
-      this.deps.log.warn({ err, session: session.id }, 'joining a room failed after a hook commit; closing so the client resumes');
       this.deliver(ran.outcome);
-      this.closeWith('tryAgainLater', 'could not join the room here; resume to catch up');
+      this.closeForResume(err);
       return;
     }
     this.deliver(ran.outcome);

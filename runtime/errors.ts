@@ -42,7 +42,7 @@ export const CloseCodes = {
   policy: { code: 1008, reason: 'policy violation', meaning: 'No `hello` within HELLO_TIMEOUT_MS, or bad `auth`.' },
   tooLarge: { code: 1009, reason: 'frame too large', meaning: 'A frame over MAX_PAYLOAD_BYTES.' },
   draining: { code: 1012, reason: 'instance draining, reconnect', meaning: 'This instance is shutting down; reconnect, any instance resumes the session.' },
-  tryAgainLater: { code: 1013, reason: 'store unavailable, try again later', meaning: 'The store failed during `hello`, or a join was committed but this instance could not subscribe to the room (its `res` is sent first); resume to catch up.' },
+  tryAgainLater: { code: 1013, reason: 'store unavailable, try again later', meaning: 'The store failed during `hello`, or a join was committed but this instance could not subscribe to the room (its `res` is sent first); resume to catch up. Also when the store lost a connected session (flushed, or restarted without persistence): the request that found it gone gets no `res`, and the resume starts a new session (`resumed: false`).' },
   takenOver: { code: 4001, reason: 'session taken over', meaning: 'A newer connection resumed this session (or this instance lost ownership).' },
   badToken: { code: 4401, reason: 'bad resume token', meaning: 'Wrong resume token, or the JWT `sub` differs from the session user.' },
   abuse: { code: 4429, reason: 'too many bad or rate-limited frames', meaning: 'ABUSE_MAX_STRIKES frames in a row answered `bad_frame` or `rate_limited`.' },

@@ -476,6 +476,8 @@ export class Connection implements Routable, FeedSink {
   private finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> | void {
     if (this.isClosed()) return;
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
+    // nothing of the request was written; the client's resume finds no session and starts a new one
+    if (answer.kind === 'lost') return this.closeWith('tryAgainLater', 'the store lost this session; reconnect to start a new one');
     // memberships changed: the res waits until this instance hears the joined rooms
     const commit = answer.commit;
     if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt), (err: unknown) => this.joinFailed(req, answer, receivedAt, err));

@@ -65,7 +65,9 @@ export type Answer =
       close?: { code: number; reason: string };
     }
   /** The commit lost the owner epoch: this connection was taken over; no `res`. */
-  | { kind: 'stale' };
+  | { kind: 'stale' }
+  /** The store no longer has the session (it lost the data): no `res`; the client must start over. */
+  | { kind: 'lost' };
 
 export interface PipelineDeps {
   app: App<unknown>;

@@ -6,7 +6,7 @@
 import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { CommitInput } from '../../ports/session-store.ts';
 import type { Answer, Stage } from '../types.ts';
-import { failWith, unavailable } from './answers.ts';
+import { unavailable } from './answers.ts';
 
 const NOTHING_COMMITTED: Committed = { offsets: [], seqs: [] };
 
@@ -43,8 +43,10 @@ export const commit: Stage = async (req, deps) => {
   }
   if (!outcome.ok) {
     if (outcome.reason === 'stale_epoch') return { kind: 'stale' };
-    deps.log.error({ session: req.session.id }, 'commit found no session');
-    return failWith('internal', 'internal error');
+    // Only a store that lost data (flushed, restarted without persistence, evicting) gets here:
+    // the owner keeps its session alive while connected.
+    deps.log.error({ session: req.session.id }, 'commit found no session: the store lost it');
+    return { kind: 'lost' };
   }
   const answer: Answer = { kind: 'res', response: outcome.response!, commit: outcome };
   if (effects?.close) answer.close = effects.close;

@@ -24,8 +24,10 @@ import { encodeError, encodeFail, encodeFrame, encodeOk, encodeRecorded, PONG } 
 import type { HelloFrame, ReqFrame } from '../protocol/frames.ts';
 import type { LocalRouter, Routable } from '../server/local-router.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { compareOffsets } from '../store/offsets.ts';
 import { type Opened, openSession } from './open-session.ts';
 import { DirectFeed, type FeedSink, RoomFeed } from './feeds.ts';
+import { HeldStream, type Send } from './held-stream.ts';
 import { RecentIds } from './recent-ids.ts';
 
 export interface ConnectionDeps extends PipelineDeps {
@@ -45,6 +47,22 @@ interface AnswerSlot {
   req: PipelineRequest;
   receivedAt: number;
   answer: Answer | null;
+  /** The streams of this connection the request writes into, held until its `res` is out. */
+  writes?: Writes;
+}
+
+/** The streams a request writes into that this connection reads: rooms it broadcasts to, its own outbox. */
+interface Writes {
+  rooms: string[];
+  self: boolean;
+}
+
+const compareSeqs = (a: number, b: number): number => a - b;
+
+function lastWritten<M>(messages: M[] | undefined, match: (m: M) => boolean): M | undefined {
+  if (!messages) return undefined;
+  for (let i = messages.length - 1; i >= 0; i--) if (match(messages[i]!)) return messages[i];
+  return undefined;
 }
 
 /** Encoded `msg` frames of room messages, shared by every local member; gone with the message. */
@@ -66,6 +84,10 @@ export class Connection implements Routable, FeedSink {
   private session: (SessionView & { token: string }) | null = null;
   private direct: DirectFeed | null = null;
   private readonly roomFeeds = new Map<string, RoomFeed>();
+  /** Streams a request of this connection is writing into (see held-stream.ts); absent when none. */
+  private directHold: HeldStream<number> | null = null;
+  private readonly roomHolds = new Map<string, HeldStream<string>>();
+  private readonly sendHeld: Send = (frame, isMsg) => (isMsg ? this.sendMsg(frame) : this.sendText(frame));
   private readonly mailbox: Job[] = [];
   private running = false;
   /** Requests decided and not yet answered, oldest first: answers leave in this order. */
@@ -300,18 +322,25 @@ export class Connection implements Routable, FeedSink {
   // ---- FeedSink: where the feeds deliver ----
 
   sendDirect(m: DirectMessage): void {
-    this.sendMsg(encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq }));
+    const frame = encodeFrame({ t: 'msg', route: m.route, data: m.data, seq: m.seq });
+    if (this.directHold) this.directHold.offer(m.seq, frame, true, this.sendHeld);
+    else this.sendMsg(frame);
   }
 
   sendRoom(m: RoomMessage): void {
     // One room message reaches every local member as the same object: encode it once for all.
     let frame = encodedRoomFrames.get(m);
     if (frame === undefined) encodedRoomFrames.set(m, (frame = encodeFrame({ t: 'msg', route: m.route, data: m.data, room: m.room, off: m.off })));
-    this.sendMsg(frame);
+    const hold = this.roomHolds.get(m.room);
+    if (hold) hold.offer(m.off, frame, true, this.sendHeld);
+    else this.sendMsg(frame);
   }
 
   sendGap(room?: string): void {
-    this.sendText(encodeFrame(room === undefined ? { t: 'gap' } : { t: 'gap', room }));
+    const frame = encodeFrame(room === undefined ? { t: 'gap' } : { t: 'gap', room });
+    const hold = room === undefined ? this.directHold : this.roomHolds.get(room);
+    if (hold) hold.offer(null, frame, false, this.sendHeld);
+    else this.sendText(frame);
   }
 
   feedFailed(err: unknown, room?: string): void {
@@ -402,6 +431,7 @@ export class Connection implements Routable, FeedSink {
     // The next request builds on this one's outcome at once.
     if (!req.rejected && req.result?.state !== undefined) this.session!.state = req.result.state;
     const slot = this.queueAnswer(req, receivedAt);
+    slot.writes = this.holdWrites(req);
     this.commitsInFlight++;
     Promise.resolve(commit(req, this.deps)).then(
       (a) => {
@@ -419,6 +449,37 @@ export class Connection implements Routable, FeedSink {
     // a barrier: this is the newest answer, so "all answered" is "this one answered"
     const effects = req.effects;
     if (effects && (effects.joins.length > 0 || effects.leaves.length > 0 || effects.close)) return this.whenAnswered();
+  }
+
+  /** Holds the streams of this connection that the request writes into (see held-stream.ts). */
+  private holdWrites(req: PipelineRequest): Writes | undefined {
+    const effects = req.rejected ? undefined : req.effects;
+    if (!effects || effects.sends.length + effects.broadcasts.length === 0) return undefined;
+    const rooms = [...new Set(effects.broadcasts.map((b) => b.room))];
+    const self = effects.sends.some((m) => m.to === this.session!.id);
+    if (rooms.length === 0 && !self) return undefined;
+    for (const room of rooms) {
+      let hold = this.roomHolds.get(room);
+      if (!hold) this.roomHolds.set(room, (hold = new HeldStream(compareOffsets)));
+      hold.hold();
+    }
+    if (self) (this.directHold ??= new HeldStream(compareSeqs)).hold();
+    return { rooms, self };
+  }
+
+  /** The request's `res` is out: what it wrote (`commit`; none if it failed) and everything before may follow. */
+  private releaseWrites(writes: Writes, commit: CommittedResult | undefined): void {
+    for (const room of writes.rooms) {
+      const hold = this.roomHolds.get(room);
+      if (!hold) continue;
+      // a commit's offsets in one room increase: its last is its newest
+      hold.release(lastWritten(commit?.broadcast, (m) => m.room === room)?.off, this.sendHeld);
+      if (hold.idle) this.roomHolds.delete(room);
+    }
+    if (writes.self && this.directHold) {
+      this.directHold.release(lastWritten(commit?.sent, (m) => m.to === this.session!.id)?.seq, this.sendHeld);
+      if (this.directHold.idle) this.directHold = null;
+    }
   }
 
   /** Queues `answer` to be sent once every earlier request has been answered. */
@@ -446,7 +507,7 @@ export class Connection implements Routable, FeedSink {
       this.answering.shift();
       let waiting: Promise<void> | void = undefined;
       try {
-        waiting = this.finish(slot.req, slot.answer, slot.receivedAt);
+        waiting = this.finish(slot.req, slot.answer, slot.receivedAt, slot.writes);
       } catch (err) {
         this.deps.log.error({ err }, 'answering failed');
       }
@@ -473,20 +534,20 @@ export class Connection implements Routable, FeedSink {
     return new Promise((resolve) => this.answeredWaiters.push(resolve));
   }
 
-  private finish(req: PipelineRequest, answer: Answer, receivedAt: number): Promise<void> | void {
+  private finish(req: PipelineRequest, answer: Answer, receivedAt: number, writes?: Writes): Promise<void> | void {
     if (this.isClosed()) return;
     if (answer.kind === 'stale') return this.closeWith('takenOver', 'this instance lost ownership');
     // nothing of the request was written; the client's resume finds no session and starts a new one
     if (answer.kind === 'lost') return this.closeWith('tryAgainLater', 'the store lost this session; reconnect to start a new one');
     // memberships changed: the res waits until this instance hears the joined rooms
     const commit = answer.commit;
-    if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt), (err: unknown) => this.joinFailed(req, answer, receivedAt, err));
-    this.respond(req, answer, receivedAt);
+    if (commit?.rooms) return this.applyCommit(commit).then(() => this.respond(req, answer, receivedAt, writes), (err: unknown) => this.joinFailed(req, answer, receivedAt, writes, err));
+    this.respond(req, answer, receivedAt, writes);
   }
 
   /** A request's join committed but not taken on here: the res still goes (it is true), then see `closeForResume`. */
-  private joinFailed(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number, err: unknown): void {
-    this.respond(req, answer, receivedAt);
+  private joinFailed(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number, writes: Writes | undefined, err: unknown): void {
+    this.respond(req, answer, receivedAt, writes);
     this.closeForResume(err);
   }
 
@@ -500,7 +561,7 @@ export class Connection implements Routable, FeedSink {
     this.closeWith('tryAgainLater', 'could not join the room here; resume to catch up');
   }
 
-  private respond(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number): void {
+  private respond(req: PipelineRequest, answer: Extract<Answer, { kind: 'res' }>, receivedAt: number, writes?: Writes): void {
     if (this.isClosed()) return;
     const { deps } = this;
     const { frame } = req;
@@ -512,6 +573,7 @@ export class Connection implements Routable, FeedSink {
     for (const scope of answer.refusedBy ?? []) deps.metrics.rateLimited(scope);
     if (answer.strike) this.strike();
     else this.strikes = 0;
+    if (writes) this.releaseWrites(writes, answer.commit);
     if (answer.commit) this.deliver(answer.commit);
     if (answer.close) this.closeApp(answer.close);
   }

@@ -151,6 +151,35 @@ describe.each(['single', 'split'])('three instances on one Redis (REDIS_COMMIT=%
     members[1]!.client.close();
   });
 
+  // Another instance's messages can overtake this one's on pub/sub; the feed then reads the store,
+  // which already holds the messages of a request not yet answered. Its res must still come first.
+  it.each(['chat.send', 'dm.send'] as const)('sends the res of %s before the msg it caused, while another instance floods the same stream', { timeout: 30_000 }, async (route) => {
+    const room = uniqueRoom();
+    const { client: b, welcome } = await RawClient.hello(nodes[0]!.wsUrl);
+    const { client: c } = await RawClient.hello(nodes[1]!.wsUrl);
+    await b.request('j', 'chat.join', { room });
+    await c.request('j', 'chat.join', { room });
+    const data = (text: string) => (route === 'chat.send' ? { room, text } : { to: welcome.session, text });
+    let flooding = true;
+    const flood = (async () => {
+      for (let i = 0; flooding; i++) await c.request(`f${i}`, route, data(`flood ${i}`));
+    })();
+    const count = 300;
+    for (let i = 0; i < count; i++) await b.request(`own${i}`, route, data(`own ${i}`));
+    flooding = false;
+    await flood;
+    await b.until((f) => f.t === 'msg' && text(f) === `own ${count - 1}`, 1);
+    const late: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const res = b.frames.findIndex((f) => f.t === 'res' && f.id === `own${i}`);
+      const msg = b.frames.findIndex((f) => f.t === 'msg' && text(f) === `own ${i}`);
+      if (res < 0 || msg < res) late.push(`own${i}`);
+    }
+    expect(late).toEqual([]);
+    b.close();
+    c.close();
+  });
+
   it('takes a new instance into the cluster without restarting the others', async () => {
     const room = uniqueRoom();
     const extra = await startServer({ ...env(), INSTANCE_ID: 'node-4' });

@@ -39,6 +39,7 @@ export async function openSession(hello: HelloFrame, deps: OpenDeps): Promise<Op
   let sub: string | undefined;
   if (deps.authSecret !== undefined) {
     if (hello.auth === undefined) return { kind: 'refuse', close: 'policy', why: 'hello.auth is required', outcome: 'rejected' };
+    if (hello.auth === null) return { kind: 'refuse', close: 'policy', why: 'hello.auth must be a JWT string', outcome: 'rejected' };
     const verdict = verifyJwt(hello.auth, deps.authSecret, deps.clock.now());
     if (!verdict.ok) return { kind: 'refuse', close: 'policy', why: verdict.reason, outcome: 'rejected' };
     sub = verdict.sub;

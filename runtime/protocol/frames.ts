@@ -10,7 +10,8 @@ export interface HelloFrame {
   token?: string;
   seq?: number;
   rooms?: Record<string, string>;
-  auth?: string;
+  /** null: present but not a string (refused when AUTH_SECRET is set, ignored otherwise) */
+  auth?: string | null;
 }
 export interface ReqFrame {
   t: 'req';

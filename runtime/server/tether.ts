@@ -161,6 +161,8 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
     metrics,
     async start() {
       if (config.authSecret === undefined) log.info('AUTH_SECRET is not set: sessions are anonymous');
+      // a typo here would leave a route unlimited without a word
+      for (const name of unknownRouteOverrides(anyApp, config)) log.warn({ variable: `RL_ROUTE_${name}` }, `RL_ROUTE_${name} names no route of this app (expected the route with . as _, upper-cased); it is ignored`);
       readiness.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -201,6 +203,12 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
       return stopping;
     },
   };
+}
+
+/** The `RL_ROUTE_<NAME>` overrides that match no route. */
+function unknownRouteOverrides(app: App<unknown>, config: TetherConfig): string[] {
+  const known = new Set(Object.keys(app.routes).map(routeEnvName));
+  return Object.keys(config.rlRoutes).filter((name) => !known.has(name));
 }
 
 /** Route limits per user: `RL_ROUTE_<NAME>` wins over the route's own declaration. */

@@ -114,6 +114,10 @@ describe('malformed frames are answered, never fatal on their own', () => {
     const room = 'r'.repeat(128);
     expect((await client.request('j', 'chat.join', { room })).ok).toBe(true);
     expect((await client.request('big', 'counter.inc', { by: Number.MAX_SAFE_INTEGER })).data).toEqual({ count: Number.MAX_SAFE_INTEGER });
+    // one more would lose precision: refused on purpose, and the count stays
+    const over = await client.request('over', 'counter.inc');
+    expect(over.error).toMatchObject({ code: 'handler_error', detail: 'out_of_range' });
+    expect((await client.request('get', 'counter.get')).data).toEqual({ count: Number.MAX_SAFE_INTEGER });
     client.close();
   });
 

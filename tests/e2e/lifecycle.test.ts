@@ -35,12 +35,14 @@ describe('auth (AUTH_SECRET set)', () => {
     ['an expired token', { auth: signJwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 10 }, SECRET) }],
     ['no sub', { auth: signJwt({ exp: inAnHour() }, SECRET) }],
     ['garbage', { auth: 'not.a.jwt' }],
+    ['an auth that is not a string', { auth: 5 }],
   ])('closes a hello with %s with 1008', async (_name, hello) => {
     const client = await RawClient.connect(server.wsUrl);
     client.send({ t: 'hello', ...hello });
     const closed = await client.closed;
     expect(closed.code).toBe(1008);
     expect(closed.reason).not.toBe('');
+    expect(closed.reason).not.toMatch(/no hello in time/); // refused for its auth, not left to time out
   });
 
   it('closes a resume whose sub differs from the session user with 4401', async () => {
@@ -180,5 +182,15 @@ describe('configuration', () => {
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).not.toBe(0);
     expect(err).toContain(name);
+  });
+
+  it('warns at start about an RL_ROUTE_ variable that names no route, and runs', async () => {
+    const node = await startServer({ RL_ROUTE_CHAT_SND: '5:10', LOG_LEVEL: 'warn' });
+    try {
+      expect((await fetch(`${node.url}/health`)).status).toBe(200);
+      expect(node.output()).toContain('RL_ROUTE_CHAT_SND names no route');
+    } finally {
+      await node.stop();
+    }
   });
 });

@@ -22,6 +22,7 @@ import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionVie
 import { decodeFrame } from '../protocol/decode.ts';
 import { encodeError, encodeFail, encodeFrame, encodeOk, encodeRecorded, PONG } from '../protocol/encode.ts';
 import type { HelloFrame, ReqFrame } from '../protocol/frames.ts';
+import { hasRoom, roomOffset } from '../protocol/room-record.ts';
 import type { LocalRouter, Routable } from '../server/local-router.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { compareOffsets } from '../store/offsets.ts';
@@ -51,7 +52,11 @@ interface AnswerSlot {
   writes?: Writes;
 }
 
-/** The streams a request writes into that this connection reads: rooms it broadcasts to, its own outbox. */
+/**
+ * The streams of this connection a request writes into or opens: rooms it broadcasts to or joins,
+ * its own outbox. Their frames wait for its `res` (a room's first messages must not overtake the
+ * `res` of the join that let them in).
+ */
 interface Writes {
   rooms: string[];
   self: boolean;
@@ -299,7 +304,7 @@ export class Connection implements Routable, FeedSink {
     const { store } = this.deps;
     const session = this.session!;
     const afterSeq = hello.seq ?? 0;
-    const rooms = Object.entries(session.rooms).map(([room, joinedAt]) => ({ room, after: hello.rooms?.[room] ?? joinedAt }));
+    const rooms = Object.entries(session.rooms).map(([room, joinedAt]) => ({ room, after: roomOffset(hello.rooms, room) ?? joinedAt }));
     const [direct, ...roomReplays] = await Promise.all([store.readOutbox(session.id, afterSeq), ...rooms.map((r) => store.readRoom(r.room, r.after))]);
     if (this.isClosed()) return;
     this.deps.metrics.replayed('direct', direct!.messages.length);
@@ -454,8 +459,8 @@ export class Connection implements Routable, FeedSink {
   /** Holds the streams of this connection that the request writes into (see held-stream.ts). */
   private holdWrites(req: PipelineRequest): Writes | undefined {
     const effects = req.rejected ? undefined : req.effects;
-    if (!effects || effects.sends.length + effects.broadcasts.length === 0) return undefined;
-    const rooms = [...new Set(effects.broadcasts.map((b) => b.room))];
+    if (!effects || effects.sends.length + effects.broadcasts.length + effects.joins.length === 0) return undefined;
+    const rooms = [...new Set([...effects.broadcasts.map((b) => b.room), ...effects.joins])];
     const self = effects.sends.some((m) => m.to === this.session!.id);
     if (rooms.length === 0 && !self) return undefined;
     for (const room of rooms) {
@@ -664,8 +669,8 @@ export class Connection implements Routable, FeedSink {
     const before = session.rooms;
     const after = commit.rooms;
     session.rooms = after;
-    const joined = Object.keys(after).filter((room) => !(room in before));
-    const left = Object.keys(before).filter((room) => !(room in after));
+    const joined = Object.keys(after).filter((room) => !hasRoom(before, room));
+    const left = Object.keys(before).filter((room) => !hasRoom(after, room));
     for (const room of left) {
       this.roomFeeds.get(room)?.close();
       this.roomFeeds.delete(room);
@@ -677,7 +682,7 @@ export class Connection implements Routable, FeedSink {
         const feed = new RoomFeed(this.deps.store, this, room);
         this.roomFeeds.set(room, feed);
         await this.deps.router.joinRoom(room, this);
-        feed.start(after[room]!);
+        feed.start(roomOffset(after, room)!);
         await this.deps.presence.add(room, session.id, session.userId, this.deps.config.instanceId, session.epoch);
       }),
     );

@@ -10,6 +10,10 @@
  * unanswered, the stream's frames past what has been answered wait here. Commits of one session
  * happen in order, so once a request is answered every message up to its own is safe to send:
  * another member's message waits at most for this connection's next answer.
+ *
+ * A join holds its room the same way: the room's feed starts before the join's `res` can go (the
+ * `res` waits until this instance hears the room), and the messages it hears meanwhile must not
+ * reach the client before the `res` that tells it it is a member.
  */
 
 interface Held<K> {

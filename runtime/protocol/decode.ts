@@ -4,6 +4,7 @@
  */
 import type { ClientFrame, HelloFrame } from './frames.ts';
 import { MAX_REQUEST_ID_LENGTH, MAX_ROUTE_LENGTH } from './frames.ts';
+import { setRoom } from './room-record.ts';
 
 /** Why a frame was refused; every case is answered with `error` `bad_frame` and this message. */
 export type DecodeResult =
@@ -39,7 +40,7 @@ function decodeHello(raw: Record<string, unknown>): DecodeResult {
     const rooms: Record<string, string> = {};
     for (const [room, off] of Object.entries(raw.rooms)) {
       // A non-string offset is still answered (with `gap` for that room): keep it as an unusable one.
-      rooms[room] = typeof off === 'string' ? off : '';
+      setRoom(rooms, room, typeof off === 'string' ? off : '');
     }
     hello.rooms = rooms;
   }

@@ -15,11 +15,17 @@ export function formatOffset(epoch: string, n: number): string {
   return `${epoch}:${n}`;
 }
 
+/** `n` as the server writes it: decimal digits, no sign, no leading zero, no exponent. */
+const COUNT = /^(?:0|[1-9][0-9]*)$/;
+
+/** An offset exactly as the server issues it, or null (anything else is unusable: `gap`). */
 export function parseOffset(off: string): ParsedOffset | null {
   const colon = off.lastIndexOf(':');
   if (colon <= 0) return null;
-  const n = Number(off.slice(colon + 1));
-  if (!Number.isSafeInteger(n) || n < 0) return null;
+  const digits = off.slice(colon + 1);
+  if (!COUNT.test(digits)) return null;
+  const n = Number(digits);
+  if (!Number.isSafeInteger(n)) return null;
   return { epoch: off.slice(0, colon), n };
 }
 

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Frame, RawClient } from '../helpers/raw-client.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { RESERVED_ROOM_NAMES, roomLivesItsWholeLife } from '../helpers/reserved-room-names.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
 
 async function waitReady(node: ServerProcess): Promise<void> {
@@ -178,6 +179,35 @@ describe.each(['single', 'split'])('three instances on one Redis (REDIS_COMMIT=%
     expect(late).toEqual([]);
     b.close();
     c.close();
+  });
+
+  // A join's res waits until this instance hears the room; the room's messages that arrive in that
+  // wait must not overtake it: a client never gets a room's msg before it knows it joined.
+  it('sends the res of a join before any msg of that room, while another instance floods the room', { timeout: 30_000 }, async () => {
+    const room = uniqueRoom();
+    const { client: c } = await RawClient.hello(nodes[1]!.wsUrl);
+    await c.request('j', 'chat.join', { room });
+    let flooding = true;
+    const flood = (async () => {
+      for (let i = 0; flooding; i++) await c.request(`f${i}`, 'chat.send', { room, text: `flood ${i}` });
+    })();
+    const early: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const { client: joiner } = await RawClient.hello(nodes[0]!.wsUrl);
+      await joiner.request('j', 'chat.join', { room });
+      await joiner.next(isMsg);
+      const res = joiner.frames.findIndex((f) => f.t === 'res' && f.id === 'j');
+      if (joiner.frames.findIndex(isMsg) < res) early.push(i);
+      joiner.close();
+    }
+    flooding = false;
+    await flood;
+    expect(early).toEqual([]);
+    c.close();
+  });
+
+  it.each(RESERVED_ROOM_NAMES)('runs a room named %s across instances: live, listed, replayed elsewhere, left', async (room) => {
+    await roomLivesItsWholeLife(room, nodes[0]!.wsUrl, nodes[1]!.wsUrl);
   });
 
   it('takes a new instance into the cluster without restarting the others', async () => {

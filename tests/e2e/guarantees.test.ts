@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Frame, RawClient } from '../helpers/raw-client.ts';
 import { type ServerProcess, startServer } from '../helpers/server-process.ts';
+import { RESERVED_ROOM_NAMES, roomLivesItsWholeLife } from '../helpers/reserved-room-names.ts';
 
 let server: ServerProcess;
 let small: ServerProcess;
@@ -310,5 +311,11 @@ describe('rooms and presence', () => {
     }
     expect(members).toEqual([wa.session]);
     a.close();
+  });
+});
+
+describe('room names JavaScript objects inherit', () => {
+  it.each(RESERVED_ROOM_NAMES)('a room named %s is heard live, listed, replayed on resume and left like any other', async (room) => {
+    await roomLivesItsWholeLife(room, server.wsUrl, server.wsUrl);
   });
 });

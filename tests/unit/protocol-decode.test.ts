@@ -26,6 +26,16 @@ describe('decodeFrame accepts every client frame of tether.v1', () => {
     expect(decodeFrame(JSON.stringify({ t: 'hello', rooms: { a: ['e:1'] } }))).toEqual({ ok: true, frame: { t: 'hello', rooms: { a: '' } } });
   });
 
+  it('keeps rooms named like inherited properties (__proto__, constructor) as rooms of their own', () => {
+    const r = decodeFrame('{"t":"hello","rooms":{"__proto__":"e:1","constructor":"e:2"}}');
+    if (!r.ok || r.frame.t !== 'hello') throw new Error('expected a hello');
+    const rooms = r.frame.rooms!;
+    expect(Object.keys(rooms)).toEqual(['__proto__', 'constructor']);
+    expect(Object.getPrototypeOf(rooms)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(rooms, '__proto__')?.value).toBe('e:1');
+    expect(rooms.constructor).toBe('e:2');
+  });
+
   it('decodes a req with and without data', () => {
     expect(decodeFrame('{"t":"req","id":"1","route":"echo","data":{"x":[1]}}')).toEqual({ ok: true, frame: { t: 'req', id: '1', route: 'echo', data: { x: [1] } } });
     expect(decodeFrame('{"t":"req","id":"1","route":"counter.get"}')).toEqual({ ok: true, frame: { t: 'req', id: '1', route: 'counter.get', data: undefined } });

@@ -10,6 +10,7 @@ import type { TetherConfig } from '../../config.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
+import { hasRoom, setRoom } from '../../protocol/room-record.ts';
 import { formatOffset, newRoomEpoch, parseOffset } from '../offsets.ts';
 
 export type StoreLimits = Pick<TetherConfig, 'sessionTtlS' | 'dedupeTtlS' | 'dedupeMax' | 'outboxMax' | 'roomHistoryMax' | 'roomTtlS'>;
@@ -91,9 +92,9 @@ export class MemorySessionStore implements SessionStore {
     if (input.state !== undefined) record.state = structuredClone(input.state);
     for (const room of input.leaves) delete record.rooms[room];
     for (const room of input.joins) {
-      if (!(room in record.rooms)) {
+      if (!hasRoom(record.rooms, room)) {
         const history = this.roomHistory(room, now);
-        record.rooms[room] = formatOffset(history.epoch, history.lastN);
+        setRoom(record.rooms, room, formatOffset(history.epoch, history.lastN));
       }
     }
     const sent: DirectMessage[] = [];

@@ -16,7 +16,7 @@ import { DECIDE, runStages } from '../pipeline/compose.ts';
 import { handlerContext } from '../pipeline/context.ts';
 import { unavailable } from '../pipeline/stages/answers.ts';
 import { commit } from '../pipeline/stages/commit.ts';
-import { rateLimit } from '../pipeline/stages/rate-limit.ts';
+import { prefetchLimit } from '../pipeline/stages/rate-limit.ts';
 import { partitionEffects } from '../pipeline/stages/effects.ts';
 import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
 import { decodeFrame } from '../protocol/decode.ts';
@@ -38,7 +38,7 @@ export interface ConnectionDeps extends PipelineDeps {
 }
 
 type Phase = 'hello' | 'opening' | 'open' | 'closed';
-type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> };
+type Job = { kind: 'req'; req: PipelineRequest; receivedAt: number } | { kind: 'hook'; hook: Hook<unknown> } | { kind: 'bad'; message: string };
 
 const EMPTY_READS = Object.freeze({}) as Record<string, never>;
 const ANSWERED = Promise.resolve();
@@ -167,8 +167,7 @@ export class Connection implements Routable, FeedSink {
         // The limiter does not depend on state: ask it now, so its round trip overlaps earlier
         // requests. Not for an id that may be a re-send (dedupe answers those without tokens).
         if (this.deps.requestsLimited && this.session && !this.session.recorded.has(frame.id) && frame.id !== this.decidingId && this.mailbox.length < 64 && !this.mailbox.some((j) => j.kind === 'req' && j.req.frame.id === frame.id)) {
-          const limited = rateLimit(req, this.deps);
-          if (limited) req.prefetchedLimit = Promise.resolve(limited);
+          prefetchLimit(req, this.deps);
         }
         this.mailbox.push({ kind: 'req', req, receivedAt: performance.now() });
         this.runMailbox();
@@ -374,7 +373,9 @@ export class Connection implements Routable, FeedSink {
       const job = this.mailbox.shift()!;
       let waiting: Promise<void> | void = undefined;
       try {
-        waiting = job.kind === 'req' ? this.decide(job.req, job.receivedAt) : this.whenAnswered().then(() => this.processHook(job.hook));
+        if (job.kind === 'req') waiting = this.decide(job.req, job.receivedAt);
+        else if (job.kind === 'hook') waiting = this.whenAnswered().then(() => this.processHook(job.hook));
+        else waiting = this.badFrameInTurn(job.message);
       } catch (err) {
         this.deps.log.error({ err }, 'mailbox failed');
       }
@@ -533,9 +534,13 @@ export class Connection implements Routable, FeedSink {
     this.checkIdle();
   }
 
+  private allAnswered(): boolean {
+    return this.answering.length === 0 && !this.finishing;
+  }
+
   /** Settles once every request decided so far has been answered. */
   private whenAnswered(): Promise<void> {
-    if (this.answering.length === 0 && !this.finishing) return ANSWERED;
+    if (this.allAnswered()) return ANSWERED;
     return new Promise((resolve) => this.answeredWaiters.push(resolve));
   }
 
@@ -736,7 +741,29 @@ export class Connection implements Routable, FeedSink {
     this.deps.metrics.messageSent('msg');
   }
 
+  /**
+   * Answers leave in the order their frames came, since strikes count "in a row" as the client sent
+   * them: behind a hello still opening, or requests not yet answered, a bad frame waits its turn
+   * (and an admitted request before it resets the count first).
+   */
   private badFrame(message: string): void {
+    if (this.phase === 'opening' || this.running || this.mailbox.length > 0 || !this.allAnswered()) {
+      this.mailbox.push({ kind: 'bad', message });
+      this.runMailbox();
+      return;
+    }
+    this.answerBadFrame(message);
+  }
+
+  /** A bad frame's turn in the mailbox: its answer goes once every earlier request is answered. */
+  private badFrameInTurn(message: string): Promise<void> | void {
+    if (this.allAnswered()) return this.answerBadFrame(message);
+    return this.whenAnswered().then(() => {
+      if (!this.isClosed()) this.answerBadFrame(message);
+    });
+  }
+
+  private answerBadFrame(message: string): void {
     this.sendText(encodeError(wireError('bad_frame', message)));
     this.strike();
   }

@@ -35,7 +35,9 @@ export interface PipelineRequest {
   ip: string;
   /** The declared route, once the route stage found it. */
   route?: AnyRoute;
+  /** The input as the schema returned it, once the validate stage accepted it (`validated`). */
   input?: unknown;
+  validated?: boolean;
   reads?: Record<string, unknown>;
   result?: HandlerResult<unknown>;
   /** The result's effects, sorted by kind and checked (routes that commit only). */

@@ -152,6 +152,42 @@ describe('limits on one instance', () => {
     expect(limited).toHaveLength(4);
   });
 
+  it('spends no tokens on requests answered unknown_route or bad_request (they come before the limiter)', async () => {
+    const { client } = await RawClient.hello(node.wsUrl, {}, { localAddress: '127.0.0.11' });
+    // sent back to back, as a burst: more than the user burst (5) of each kind
+    for (let i = 0; i < 8; i++) client.send({ t: 'req', id: `u${i}`, route: 'no.such.route', data: i });
+    for (let i = 0; i < 8; i++) client.send({ t: 'req', id: `b${i}`, route: 'counter.inc', data: { by: 'one' } });
+    const codes = (await client.until((f) => f.t === 'res', 16)).map((f) => (f.error as { code: string }).code);
+    expect(codes).toEqual([...Array(8).fill('unknown_route'), ...Array(8).fill('bad_request')]);
+    // the whole user burst is still there
+    for (let i = 0; i < 5; i++) expect(await client.request(`ok${i}`, 'counter.inc', {})).toMatchObject({ ok: true, data: { count: i + 1 } });
+    client.close();
+  });
+
+  it('counts strikes in the order the frames came: a request admitted between bad frames resets the count and gets its res', async () => {
+    const { client } = await RawClient.hello(node.wsUrl, {}, { localAddress: '127.0.0.12' });
+    // ABUSE_MAX_STRIKES is 4: three bad frames, an admitted request, three more is never four in a row
+    for (let i = 0; i < 3; i++) client.send('not json');
+    client.send({ t: 'req', id: 'between', route: 'counter.inc', data: {} });
+    for (let i = 0; i < 3; i++) client.send('not json');
+    const answers = await client.until((f) => f.t === 'res' || f.t === 'error', 7);
+    expect(answers.map((f) => (f.t === 'res' ? `res:${String(f.id)}` : 'bad'))).toEqual(['bad', 'bad', 'bad', 'res:between', 'bad', 'bad', 'bad']);
+    expect((await client.request('still-open', 'counter.get')).data).toEqual({ count: 1 });
+    client.close();
+  });
+
+  it('answers a bad frame sent right behind hello after the welcome, and counts it there', async () => {
+    const client = await RawClient.connect(node.wsUrl, { localAddress: '127.0.0.13' });
+    // one TCP write, so the server reads them all while the first hello is still opening
+    const socket = (client.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.cork();
+    for (let i = 0; i < 7; i++) client.send({ t: 'hello' });
+    socket.uncork();
+    const closed = await client.closed;
+    expect(closed.code).toBe(4429);
+    expect(client.frames.map((f) => f.t)).toEqual(['welcome', 'error', 'error', 'error', 'error']);
+  });
+
   it('answers upgrades over RL_CONN with 429 and Retry-After, without affecting other IPs', async () => {
     const opened: RawClient[] = [];
     let refused: { status?: number; headers?: Record<string, string> } | undefined;

@@ -3,9 +3,30 @@
  * Checks the user, IP and route buckets in one call; a refusal costs no tokens and changes nothing.
  */
 import type { RateCheck } from '../../ports/rate-limiter.ts';
-import type { Answer, PipelineDeps, Stage } from '../types.ts';
+import type { Answer, PipelineDeps, PipelineRequest, Stage } from '../types.ts';
 import { wireError } from '../../errors.ts';
 import { unavailable } from './answers.ts';
+import { findRoute } from './route.ts';
+import { validate } from './validate.ts';
+
+/**
+ * Starts the rate-limit decision as soon as the frame arrives (it does not depend on state), so its
+ * round trip overlaps earlier requests; the rateLimit stage then takes it. Only for a request that
+ * will reach that stage: one with a declared route and valid input (an `unknown_route` or
+ * `bad_request` answer comes before the limiter and spends no tokens). An asynchronous schema is
+ * left to the pipeline.
+ */
+export function prefetchLimit(req: PipelineRequest, deps: PipelineDeps): void {
+  if (findRoute(req, deps)) return;
+  const checked = validate(req, deps);
+  if (checked instanceof Promise) {
+    checked.catch(() => {}); // the pipeline validates it again and answers
+    return;
+  }
+  if (checked) return;
+  const limited = rateLimit(req, deps);
+  if (limited) req.prefetchedLimit = Promise.resolve(limited);
+}
 
 export const rateLimit: Stage = (req, deps) => {
   if (req.prefetchedLimit) return req.prefetchedLimit;

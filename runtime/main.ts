@@ -19,7 +19,15 @@ try {
 }
 
 const tether = createTether(config, app, { logger: createLogger(config.logLevel, config.instanceId) });
-await tether.start();
+try {
+  await tether.start();
+} catch (err) {
+  // a port in use, or a HOST this machine has no address for: say which variables to change
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const culprit = code === 'EADDRINUSE' || code === 'EACCES' ? 'PORT' : 'HOST';
+  process.stderr.write(`tether: cannot listen on HOST=${config.host} PORT=${config.port} (check ${culprit}): ${(err as Error).message}\n`);
+  process.exit(1);
+}
 
 let stopping = false;
 const shutdown = (signal: string) => {

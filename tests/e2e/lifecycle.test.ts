@@ -2,6 +2,7 @@
  * Auth, heartbeat, drain, configuration and the HTTP endpoints, against real server processes.
  */
 import { spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signJwt } from '../../runtime/auth/jwt.ts';
@@ -175,13 +176,43 @@ describe('configuration', () => {
     ['TRUST_PROXY', 'yes'],
     ['REDIS_URL', 'localhost:6379'],
     ['REDIS_COMMIT', 'twice'],
-  ])('stops at start with a message naming %s when it is bad', async (name, value) => {
+    // past what a timer can wait: Node would fire it after 1 ms
+    ['HELLO_TIMEOUT_MS', '3000000000'],
+    ['HEARTBEAT_MS', '3000000000'],
+    ['DRAIN_TIMEOUT_MS', '3000000000'],
+    // past what Redis can expire in ms
+    ['SESSION_TTL_S', '9007199254740991'],
+    ['REDIS_URL', 'redis://127.0.0.1:notaport'],
+    ['HOST', 'not a host'],
+    // hex, exponents and limits beyond any use are mistakes, not numbers
+    ['RL_USER_RATE', '0x10'],
+    ['RL_USER_RATE', '1e-400'],
+    ['RL_IP_BURST', '99999999999999999999'],
+    ['RL_ROUTE_CHAT_SEND', '5:99999999999999999999'],
+  ])('stops at start with a message naming %s when it is bad (%s)', async (name, value) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], { env: { ...process.env, [name]: value }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).not.toBe(0);
     expect(err).toContain(name);
+  });
+
+  it('stops with a message naming PORT when the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], { env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(err).toContain(`PORT=${port}`);
+      expect(err).toContain('check PORT');
+    } finally {
+      taken.close();
+    }
   });
 
   it('warns at start about an RL_ROUTE_ variable that names no route, and runs', async () => {

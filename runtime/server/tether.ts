@@ -116,6 +116,10 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
       };
     }),
   );
+  // A known path asked with another method: say which methods it takes (GET also answers HEAD).
+  for (const path of ['/health', '/ready', '/metrics', '/ws']) {
+    http.all(path, (c) => c.json({ error: `method ${c.req.method} not allowed` }, 405, { Allow: 'GET, HEAD' }));
+  }
   http.notFound((c) => c.json({ error: 'not found' }, 404));
   http.onError((err, c) => {
     log.error({ err }, 'http handler failed');

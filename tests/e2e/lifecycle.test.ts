@@ -166,6 +166,17 @@ describe('HTTP endpoints', () => {
     expect((await fetch(`${server.url}/ws`)).status).toBe(426);
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
   });
+
+  it('answers another method on a known path with 405 and Allow, and HEAD like GET without a body', async () => {
+    for (const path of ['/health', '/ready', '/metrics', '/ws']) {
+      const res = await fetch(`${server.url}${path}`, { method: 'POST' });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET, HEAD');
+    }
+    const head = await fetch(`${server.url}/health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+  });
 });
 
 describe('configuration', () => {

@@ -18,6 +18,7 @@ import { unavailable } from '../pipeline/stages/answers.ts';
 import { commit } from '../pipeline/stages/commit.ts';
 import { prefetchLimit } from '../pipeline/stages/rate-limit.ts';
 import { partitionEffects } from '../pipeline/stages/effects.ts';
+import { ignoreRejection, isThenable, resultNotJson } from '../pipeline/stages/result-check.ts';
 import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
 import { decodeFrame } from '../protocol/decode.ts';
 import { encodeError, encodeFail, encodeFrame, encodeOk, encodeRecorded, PONG } from '../protocol/encode.ts';
@@ -435,7 +436,7 @@ export class Connection implements Routable, FeedSink {
       return answer.kind === 'res' && answer.strike ? this.whenAnswered() : undefined;
     }
     // The next request builds on this one's outcome at once.
-    if (!req.rejected && req.result?.state !== undefined) this.session!.state = req.result.state;
+    if (!req.rejected && !req.route?.readOnly && req.result?.state !== undefined) this.session!.state = req.result.state;
     const slot = this.queueAnswer(req, receivedAt);
     slot.writes = this.holdWrites(req);
     this.commitsInFlight++;
@@ -646,16 +647,23 @@ export class Connection implements Routable, FeedSink {
    * @returns null when the hook threw, returned bad effects, or lost the owner epoch
    */
   private async commitHook(hook: Hook<unknown>, session: SessionView, connected: boolean) {
-    let result;
+    let returned: unknown;
     try {
-      result = hook(session.state, handlerContext(session, this.deps.config.instanceId, this.deps.clock.now(), '', EMPTY_READS));
+      returned = hook(session.state, handlerContext(session, this.deps.config.instanceId, this.deps.clock.now(), '', EMPTY_READS));
     } catch (err) {
       this.deps.log.error({ err }, 'lifecycle hook threw');
       return null;
     }
+    if (isThenable(returned)) {
+      ignoreRejection(returned);
+      this.deps.log.error('lifecycle hook returned a promise: hooks are synchronous; its result is dropped');
+      return null;
+    }
+    const result = (typeof returned === 'object' && returned !== null ? returned : undefined) as ReturnType<Hook<unknown>> | undefined;
     const effects = partitionEffects(result?.effects);
-    if ('invalid' in effects) {
-      this.deps.log.error({ problem: effects.invalid }, 'hook returned an invalid effect');
+    const problem = 'invalid' in effects ? effects.invalid : resultNotJson(result?.state, undefined, false, effects);
+    if (problem !== undefined || 'invalid' in effects) {
+      this.deps.log.error({ problem }, 'hook returned something the runtime cannot take; its result is dropped');
       return null;
     }
     const { joins, leaves, sends, broadcasts } = effects;

@@ -47,6 +47,10 @@ export interface AfterCommitReply {
  */
 export const afterCommit = (build: (committed: Committed) => unknown): AfterCommitReply => ({ [AFTER_COMMIT]: build });
 
+export function isAfterCommit(reply: unknown): reply is AfterCommitReply {
+  return typeof reply === 'object' && reply !== null && AFTER_COMMIT in reply;
+}
+
 /** Resolves a reply that may depend on the commit. */
 export function resolveReply(reply: unknown, committed: Committed): unknown {
   if (typeof reply === 'object' && reply !== null && AFTER_COMMIT in reply) return (reply as AfterCommitReply)[AFTER_COMMIT](committed);

@@ -41,6 +41,18 @@ export interface Claim {
   recentRequestIds: string[];
 }
 
+/**
+ * A commit the store refused before writing anything, because of what the application handed it:
+ * an `afterCommit` reply that threw, or a reply that JSON cannot carry. A bug, not an outage: the
+ * request is answered `internal`; the other commits that went to the store with it are unaffected.
+ */
+export class UncommittableError extends Error {
+  constructor(problem: string) {
+    super(problem);
+    this.name = 'UncommittableError';
+  }
+}
+
 /** One request's (or hook's) outcome, written atomically and fenced by `epoch`. */
 export interface CommitInput {
   sessionId: string;

@@ -4,9 +4,9 @@
  * exactly-once record and the messages it caused. Read-only routes skip it.
  */
 import { type Committed, resolveReply } from '../../app/define-app.ts';
-import type { CommitInput } from '../../ports/session-store.ts';
+import { type CommitInput, UncommittableError } from '../../ports/session-store.ts';
 import type { Answer, Stage } from '../types.ts';
-import { unavailable } from './answers.ts';
+import { failWith, unavailable } from './answers.ts';
 
 const NOTHING_COMMITTED: Committed = { offsets: [], seqs: [] };
 
@@ -37,6 +37,13 @@ export const commit: Stage = async (req, deps) => {
   try {
     outcome = await deps.store.commit(input);
   } catch (err) {
+    if (err instanceof UncommittableError) {
+      // the application's bug, not an outage: nothing was written; the cached state went ahead
+      // of the store when the request was decided, so the actor reloads it
+      deps.log.error({ route: req.frame.route, problem: err.message }, 'handler result could not be committed');
+      req.outcomeUnknown = true;
+      return failWith('internal', 'internal error');
+    }
     deps.log.warn({ err }, 'commit failed');
     req.outcomeUnknown = true;
     return unavailable();

@@ -17,8 +17,12 @@ import { validate } from './validate.ts';
  * left to the pipeline.
  */
 export function prefetchLimit(req: PipelineRequest, deps: PipelineDeps): void {
-  if (findRoute(req, deps)) return;
-  const checked = validate(req, deps);
+  let checked;
+  try {
+    checked = findRoute(req, deps) ?? validate(req, deps);
+  } catch {
+    return; // a schema that throws is a bug: the pipeline meets it again and answers `internal`
+  }
   if (checked instanceof Promise) {
     checked.catch(() => {}); // the pipeline validates it again and answers
     return;

@@ -9,7 +9,7 @@ import { resolveReply } from '../../app/define-app.ts';
 import type { TetherConfig } from '../../config.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
-import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
+import { type Claim, type CommitInput, type CommitResult, type NewSession, type SessionRecord, type SessionStore, UncommittableError } from '../../ports/session-store.ts';
 import { hasRoom, setRoom } from '../../protocol/room-record.ts';
 import { formatOffset, newRoomEpoch, parseOffset } from '../offsets.ts';
 
@@ -89,41 +89,73 @@ export class MemorySessionStore implements SessionStore {
     if (s.record.epoch !== input.epoch) return { ok: false, reason: 'stale_epoch' };
     const now = this.clock.now();
     const record = s.record;
-    if (input.state !== undefined) record.state = structuredClone(input.state);
-    for (const room of input.leaves) delete record.rooms[room];
+    // All or nothing, as on Redis: what the commit will assign is worked out first, so that the
+    // application's code (an afterCommit reply) and its data (JSON, as Redis stores it) can fail
+    // before anything changes. Effects apply in the order Redis applies them: memberships (leaves
+    // after joins), then direct messages, then room messages.
+    const state = input.state === undefined ? undefined : jsonCopy(input.state);
+    const targets = input.sends.map((send) => this.live(send.to));
+    const nextSeq = new Map<string, number>();
+    // 0 for a target that expired after the handler's read (nobody is left to tell), as on Redis
+    const seqs = input.sends.map((send, i) => {
+      const target = targets[i];
+      if (!target) return 0;
+      const seq = (nextSeq.get(send.to) ?? target.record.lastSeq) + 1;
+      nextSeq.set(send.to, seq);
+      return seq;
+    });
+    const rooms: Record<string, string> = { ...record.rooms };
     for (const room of input.joins) {
-      if (!hasRoom(record.rooms, room)) {
+      if (!hasRoom(rooms, room)) {
         const history = this.roomHistory(room, now);
-        setRoom(record.rooms, room, formatOffset(history.epoch, history.lastN));
+        setRoom(rooms, room, formatOffset(history.epoch, history.lastN));
       }
     }
+    for (const room of input.leaves) delete rooms[room];
+    const nextN = new Map<string, number>();
+    const offsets = input.broadcasts.map((b) => {
+      const history = this.roomHistory(b.room, now);
+      const n = (nextN.get(b.room) ?? history.lastN) + 1;
+      nextN.set(b.room, n);
+      return formatOffset(history.epoch, n);
+    });
+    let response: StoredResponse | undefined;
+    if (input.response) {
+      if (!input.response.ok) response = { ok: false, error: input.response.error };
+      else {
+        let data: unknown;
+        try {
+          data = resolveReply(input.response.reply, { offsets, seqs });
+        } catch (err) {
+          throw new UncommittableError(`afterCommit threw: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        response = withData(jsonCopy(data));
+      }
+    }
+
+    if (state !== undefined) record.state = state;
+    record.rooms = rooms;
     const sent: DirectMessage[] = [];
-    for (const send of input.sends) {
-      const target = this.live(send.to);
-      if (!target) continue; // the target expired after the handler's read; nobody is left to tell
-      target.record.lastSeq += 1;
-      const msg: DirectMessage = { to: send.to, seq: target.record.lastSeq, route: send.route, data: structuredClone(send.data) };
+    input.sends.forEach((send, i) => {
+      const target = targets[i];
+      if (!target) return;
+      target.record.lastSeq = seqs[i]!;
+      const msg: DirectMessage = { to: send.to, seq: seqs[i]!, route: send.route, data: jsonCopy(send.data) ?? null };
       target.outbox.push(msg);
       if (target.outbox.length > this.limits.outboxMax) target.outbox.splice(0, target.outbox.length - this.limits.outboxMax);
       sent.push(msg);
-    }
+    });
     const broadcast: RoomMessage[] = [];
-    for (const b of input.broadcasts) {
+    input.broadcasts.forEach((b, i) => {
       const history = this.roomHistory(b.room, now);
       history.lastN += 1;
-      const msg: RoomMessage = { room: b.room, off: formatOffset(history.epoch, history.lastN), route: b.route, data: structuredClone(b.data) };
+      const msg: RoomMessage = { room: b.room, off: offsets[i]!, route: b.route, data: jsonCopy(b.data) ?? null };
       history.messages.push(msg);
       if (history.messages.length > this.limits.roomHistoryMax) history.messages.splice(0, history.messages.length - this.limits.roomHistoryMax);
       history.expiresAt = now + this.limits.roomTtlS * 1000;
       broadcast.push(msg);
-    }
-    let response: StoredResponse | undefined;
-    if (input.response) {
-      response = input.response.ok
-        ? withData(resolveReply(input.response.reply, { offsets: broadcast.map((m) => m.off), seqs: sent.map((m) => m.seq) }))
-        : { ok: false, error: input.response.error };
-      if (input.requestId !== undefined) this.remember(s, input.requestId, response, now);
-    }
+    });
+    if (response && input.requestId !== undefined) this.remember(s, input.requestId, response, now);
     const result: CommitResult = { ok: true, response, sent, broadcast };
     if (input.joins.length + input.leaves.length > 0) result.rooms = { ...record.rooms };
     return result;
@@ -203,6 +235,20 @@ export class MemorySessionStore implements SessionStore {
     for (const [id, s] of this.sessions) if (s.expiresAt !== null && s.expiresAt <= now) this.sessions.delete(id);
     for (const [room, h] of this.rooms) if (h.expiresAt <= now) this.rooms.delete(room);
   }
+}
+
+/**
+ * A copy as JSON carries it (what Redis stores): undefined for what JSON leaves out.
+ * @throws UncommittableError for what JSON cannot carry (a BigInt, a cycle)
+ */
+function jsonCopy(value: unknown): unknown {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw new UncommittableError(`not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return json === undefined ? undefined : JSON.parse(json);
 }
 
 function withData(data: unknown): StoredResponse {

@@ -5,7 +5,7 @@
  */
 import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { DirectMessage, RoomMessage, StoredResponse } from '../../ports/messages.ts';
-import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
+import { type CommitInput, type CommitResult, UncommittableError } from '../../ports/session-store.ts';
 import { hasLoneSurrogate } from '../../protocol/decode.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 
@@ -30,11 +30,19 @@ export interface CommitLimits {
   roomTtlS: number;
 }
 
-/** One commit.lua call: its keys and arguments, and per commit the response if already final. */
+/**
+ * One commit.lua call: its keys and arguments, and per input the response if already final, or
+ * why it was left out of the call (`refused`: the application's reply could not be laid out).
+ * `replyIndex[i]` is input i's place among the script's replies.
+ */
 export interface CommitCall {
   keys: string[];
   args: (string | number)[];
   finals: (FinalResponse | undefined)[];
+  refused: (UncommittableError | undefined)[];
+  replyIndex: number[];
+  /** How many commits the call holds (0: no call needed). */
+  size: number;
 }
 
 /**
@@ -47,12 +55,28 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
   const split = joinOffsets !== undefined;
   const keys: string[] = [];
   const finals: (FinalResponse | undefined)[] = [];
-  const commits = inputs.map((input) => {
+  const refused: (UncommittableError | undefined)[] = [];
+  const replyIndex: number[] = [];
+  const commits: unknown[] = [];
+  for (const input of inputs) {
+    // The application's reply is laid out first: if it cannot be (an afterCommit that throws, a
+    // result JSON cannot carry), this commit alone is left out, and the others still go.
+    let response: StoredResponse | undefined;
+    let json = '';
+    try {
+      response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
+      json = response ? JSON.stringify(response) : '';
+    } catch (err) {
+      refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
+      finals.push(undefined);
+      replyIndex.push(-1);
+      continue;
+    }
+    refused.push(undefined);
+    replyIndex.push(commits.length);
     const k = sessionKeys(input.sessionId);
     if (split) keys.push(k.session, k.records, k.pending);
     else keys.push(k.session, k.records);
-    const response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
-    const json = response ? JSON.stringify(response) : '';
     finals.push(response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined);
     // split: only the sender's keys; the messages wait as a pending entry
     if (!split) {
@@ -62,17 +86,20 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
     }
     const head = [String(input.epoch), asRedisText(input.requestId ?? ''), input.state === undefined ? '' : JSON.stringify(input.state), json];
     // most commits have no effects: they end after the response (see commit.lua)
-    if (input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0) return head;
-    return [
+    if (input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0) {
+      commits.push(head);
+      continue;
+    }
+    commits.push([
       ...head,
       input.sends.map((m) => [asRedisText(m.to), asRedisText(m.route), JSON.stringify(m.data ?? null)]),
       input.broadcasts.map((b) => [asRedisText(b.room), asRedisText(b.route), JSON.stringify(b.data ?? null)]),
       split ? input.joins.map((room, i) => [asRedisText(room), joinOffsets[i]!]) : input.joins.map(asRedisText),
       input.leaves.map(asRedisText),
-    ];
-  });
+    ]);
+  }
   const args = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, newRoomEpoch, split ? 'split' : 'single', JSON.stringify(commits)];
-  return { keys, args, finals };
+  return { keys, args, finals, refused, replyIndex, size: commits.length };
 }
 
 /** One commit's reply from commit.lua. */

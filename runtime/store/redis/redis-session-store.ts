@@ -129,9 +129,13 @@ export class RedisSessionStore implements SessionStore {
     const inputs = batch.map((p) => p.input);
     // only a batch that may create a room history needs a fresh epoch for it
     const roomEpoch = inputs.some((i) => i.broadcasts.length + i.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '';
-    const { keys, args, finals } = commitCall(inputs, this.limits, roomEpoch);
+    const { keys, args, finals, refused, replyIndex, size } = commitCall(inputs, this.limits, roomEpoch);
+    refused.forEach((err, i) => err && batch[i]!.reject(err));
+    if (size === 0) return;
     const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
-    batch.forEach((entry, i) => entry.resolve(commitResult(entry.input, finals[i], replies[i]!)));
+    batch.forEach((entry, i) => {
+      if (!refused[i]) entry.resolve(commitResult(entry.input, finals[i], replies[replyIndex[i]!]!));
+    });
   }
 
   async readOutbox(sessionId: string, afterSeq: number): Promise<Replay<DirectMessage>> {

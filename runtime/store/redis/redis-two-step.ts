@@ -45,7 +45,8 @@ export class TwoStepCommit {
 
   async commit(input: CommitInput): Promise<CommitResult> {
     const joinOffsets = await Promise.all(input.joins.map((room) => this.roomHead(room)));
-    const { keys, args, finals } = commitCall([input], this.limits, '', joinOffsets);
+    const { keys, args, finals, refused } = commitCall([input], this.limits, '', joinOffsets);
+    if (refused[0]) throw refused[0];
     const [reply] = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
     if (reply === 1 || (reply![0] as string) !== 'pending') return commitResult(input, finals[0], reply!);
     const n = String(reply![1]);

@@ -137,7 +137,27 @@ for c = 1, #commits do
     if response ~= '' and requestId ~= '' then record(session, list, requestId, response) end
     results[c] = 1
   else
-    -- direct messages, then room messages (split: kept for deliver.lua)
+    -- memberships first (a join records the room's last offset before the join, so the member
+    -- gets what the same request broadcasts; leaves apply after joins), then direct messages, then
+    -- room messages (split: kept for deliver.lua). KEYS hold the sends', the broadcasts', then the
+    -- joins' keys.
+    local joinKeys = k + 2 * #sends + 2 * #broadcasts
+    local roomsJson = ''
+    if #joins + #leaves > 0 then
+      local rooms = cjson.decode(redis.call('HGET', session, 'rooms') or '{}')
+      for j, join in ipairs(joins) do
+        if split then
+          if rooms[join[1]] == nil then rooms[join[1]] = join[2] end
+        elseif rooms[join] == nil then
+          local roomEpoch, n = roomHead(KEYS[joinKeys + j])
+          rooms[join] = roomEpoch .. ':' .. n
+        end
+      end
+      for _, room in ipairs(leaves) do rooms[room] = nil end
+      roomsJson = next(rooms) == nil and '{}' or cjson.encode(rooms)
+      redis.call('HSET', session, 'rooms', roomsJson)
+    end
+
     local deliveries, seqs, offs = {}, {}, {}
     for _, m in ipairs(sends) do
       if split then
@@ -155,27 +175,7 @@ for c = 1, #commits do
         k = k + 2
       end
     end
-
-    -- memberships: a join records the room's last offset before the join
-    local roomsJson = ''
-    if #joins + #leaves > 0 then
-      local rooms = cjson.decode(redis.call('HGET', session, 'rooms') or '{}')
-      for _, join in ipairs(joins) do
-        if split then
-          if rooms[join[1]] == nil then rooms[join[1]] = join[2] end
-        else
-          local meta = KEYS[k + 1]
-          k = k + 1
-          if rooms[join] == nil then
-            local roomEpoch, n = roomHead(meta)
-            rooms[join] = roomEpoch .. ':' .. n
-          end
-        end
-      end
-      for _, room in ipairs(leaves) do rooms[room] = nil end
-      roomsJson = next(rooms) == nil and '{}' or cjson.encode(rooms)
-      redis.call('HSET', session, 'rooms', roomsJson)
-    end
+    if not split then k = k + #joins end
 
     keepState(session, state)
 

@@ -1,0 +1,52 @@
+/**
+ * @module pipeline/stages/result-check
+ * What a handler or hook returned, checked before anything is taken on. Handlers are synchronous:
+ * a returned promise is a bug (answered `internal`), and its rejection must not bring the process
+ * down. What is stored or sent travels as JSON on every store, so a state, reply or message that
+ * JSON cannot carry (a BigInt, a cycle, a bare function) is a bug too, answered `internal` for that
+ * request alone instead of failing in the store, where it would take the requests committed with
+ * it down as well.
+ */
+import type { Partitioned } from './effects.ts';
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** The runtime has answered already; a later rejection of what the user code returned is logged by nobody. */
+export function ignoreRejection(value: PromiseLike<unknown>): void {
+  Promise.resolve(value).catch(() => {});
+}
+
+/**
+ * Why `value` cannot travel as JSON, or undefined when it can (`undefined` inside objects is dropped,
+ * as JSON does). `mayVanish`: a value JSON leaves out altogether (a function) is fine, as for a reply.
+ */
+export function notJson(value: unknown, what: string, mayVanish = false): string | undefined {
+  try {
+    return JSON.stringify(value) === undefined && !mayVanish ? `${what} is not JSON (a function or a symbol)` : undefined;
+  } catch (err) {
+    return `${what} is not JSON: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/** The first part of a result that JSON cannot carry: the new state, a plain reply, a message's data. */
+export function resultNotJson(state: unknown, reply: unknown, plainReply: boolean, effects: Partitioned | undefined): string | undefined {
+  if (state !== undefined) {
+    const problem = notJson(state, 'state');
+    if (problem) return problem;
+  }
+  if (plainReply) {
+    const problem = notJson(reply, 'reply', true);
+    if (problem) return problem;
+  }
+  for (const m of effects?.sends ?? []) {
+    const problem = notJson(m.data, `data sent to ${m.to}`, true);
+    if (problem) return problem;
+  }
+  for (const b of effects?.broadcasts ?? []) {
+    const problem = notJson(b.data, `data broadcast to ${b.room}`, true);
+    if (problem) return problem;
+  }
+  return undefined;
+}

@@ -403,7 +403,11 @@ export class Connection implements Routable, FeedSink {
   private async decideWhenAnswered(req: PipelineRequest, receivedAt: number): Promise<void> {
     await this.whenAnswered();
     if (this.isClosed()) return;
-    if (this.reloadNeeded && !(await this.reload())) return this.answerInOrder(req, receivedAt, unavailable());
+    if (this.reloadNeeded) {
+      const reloaded = await this.reload();
+      // the store is away: try again later; the store no longer has the session: see `finish`
+      if (reloaded !== 'ok') return this.answerInOrder(req, receivedAt, reloaded === 'lost' ? { kind: 'lost' } : unavailable());
+    }
     await this.runDeciding(req, receivedAt);
   }
 
@@ -593,17 +597,18 @@ export class Connection implements Routable, FeedSink {
    * After a commit whose outcome is unknown, the cached state may be ahead of or behind the store:
    * take the store's. Waits for every commit in flight first, so it reads their outcome too.
    */
-  private async reload(): Promise<boolean> {
+  private async reload(): Promise<'ok' | 'lost' | 'unavailable'> {
     await this.whenAnswered();
     const session = this.session!;
     try {
       const record = await this.deps.store.load(session.id);
-      if (!record) return false;
+      // a store that lost data (restarted empty): no reload will ever find it
+      if (!record) return 'lost';
       session.state = record.state;
       this.reloadNeeded = false;
-      return true;
+      return 'ok';
     } catch {
-      return false;
+      return 'unavailable';
     }
   }
 

@@ -52,3 +52,30 @@ describe('a session the store lost while it was connected', () => {
     back.client.close();
   });
 });
+
+describe('a session the store lost while a commit of it had an unknown outcome', () => {
+  it('closes with 1013 once the store is back without it, instead of answering unavailable for ever', async () => {
+    redis = await startRedis({ own: true });
+    node = await startServer({ REDIS_URL: redis.url, INSTANCE_ID: 'lost-2' });
+    await untilReady(node.url);
+    const { client } = await RawClient.hello(node.wsUrl);
+    expect(await client.request('a', 'counter.inc', { by: 5 })).toMatchObject({ ok: true, data: { count: 5 } });
+
+    // the commit of 'b' cannot tell whether it happened: the actor must reload before going on
+    await redis.stop(true);
+    expect(await client.request('b', 'counter.inc', { by: 1 })).toMatchObject({ ok: false, error: { code: 'unavailable' } });
+    // Redis comes back, but without the session (as after a restart without persistence)
+    await redis.restart();
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.flushAll();
+    await admin.quit();
+    await untilReady(node.url);
+
+    client.send({ t: 'req', id: 'c', route: 'counter.inc', data: { by: 1 } });
+    const closed = await client.closed;
+    expect(closed.code).toBe(1013);
+    expect(closed.reason).toMatch(/lost this session/);
+    expect(client.all((f) => f.t === 'res' && f.id === 'c')).toEqual([]);
+  });
+});

@@ -47,6 +47,8 @@ const buggy = defineApp<State>({
       }),
     }),
     afterCommitBigint: route({ handle: (s: State) => ({ state: { n: s.n + 1 }, effects: [broadcast('buggy-room', 'x', 1)], reply: afterCommit(() => 1n) }) }),
+    readsNull: route({ reads: (() => null) as never, handle: () => ({ reply: 'never' }) }),
+    readsUnknown: route({ reads: (() => ({ who: { kind: 'telepathy' } })) as never, handle: () => ({ reply: 'never' }) }),
     readOnlyState: route({ readOnly: true, handle: () => ({ state: { n: 999 }, reply: 'looked' }) }),
     readOnlyBigint: route({ readOnly: true, handle: () => ({ reply: 1n }) }),
     joinAndAnnounce: route({ input: undefined, handle: (_s: State, room) => ({ effects: [join(room as string), broadcast(room as string, 'joined', 'me')] }) }),
@@ -77,7 +79,7 @@ describe.each(['memory', 'redis', 'redis-split'] as const)('a buggy app on the %
     await redis?.cleanup();
   });
 
-  it.each(['asyncThrow', 'asyncOk', 'schemaThrows', 'schemaUndefined', 'bigintState', 'functionState', 'circularReply', 'bigintMessage', 'afterCommitThrows', 'afterCommitBigint', 'readOnlyBigint'])(
+  it.each(['asyncThrow', 'asyncOk', 'schemaThrows', 'schemaUndefined', 'bigintState', 'functionState', 'circularReply', 'bigintMessage', 'afterCommitThrows', 'afterCommitBigint', 'readOnlyBigint', 'readsNull', 'readsUnknown'])(
     'answers %s internal, twice with the same id (not recorded), changing nothing, and stays up',
     async (routeName) => {
       const { client } = await RawClient.hello(url); // its async onConnect hook rejected: still served

@@ -20,7 +20,7 @@ export interface TestRedis {
   cleanup(): Promise<void>;
 }
 
-const INSTALL_HINT = 'redis-server is not on PATH and TEST_REDIS_URL is not set. Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or point TEST_REDIS_URL at a Redis you can spare.';
+const INSTALL_HINT = 'redis-server (7 or later) is not on PATH. Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis). TEST_REDIS_URL can stand in only for the tests that never stop Redis; the fault tests always start their own.';
 
 export function redisServerAvailable(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;

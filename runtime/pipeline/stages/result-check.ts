@@ -23,6 +23,9 @@ export function ignoreRejection(value: PromiseLike<unknown>): void {
  * as JSON does). `mayVanish`: a value JSON leaves out altogether (a function) is fine, as for a reply.
  */
 export function notJson(value: unknown, what: string, mayVanish = false): string | undefined {
+  // what JSON always carries needs no trial (the common reply: a string, a number)
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return undefined;
+  if (value === undefined) return mayVanish ? undefined : `${what} is not JSON (undefined)`;
   try {
     return JSON.stringify(value) === undefined && !mayVanish ? `${what} is not JSON (a function or a symbol)` : undefined;
   } catch (err) {

@@ -94,8 +94,9 @@ export class MemorySessionStore implements SessionStore {
     // before anything changes. Effects apply in the order Redis applies them: memberships (leaves
     // after joins), then direct messages, then room messages.
     const state = input.state === undefined ? undefined : jsonCopy(input.state);
-    const targets = input.sends.map((send) => this.live(send.to));
-    const nextSeq = new Map<string, number>();
+    const plain = input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0;
+    const targets = plain ? NO_TARGETS : input.sends.map((send) => this.live(send.to));
+    const nextSeq = new Map<string, number>(); // small, and only filled for sends
     // 0 for a target that expired after the handler's read (nobody is left to tell), as on Redis
     const seqs = input.sends.map((send, i) => {
       const target = targets[i];
@@ -104,7 +105,7 @@ export class MemorySessionStore implements SessionStore {
       nextSeq.set(send.to, seq);
       return seq;
     });
-    const rooms: Record<string, string> = { ...record.rooms };
+    const rooms: Record<string, string> = plain ? record.rooms : { ...record.rooms };
     for (const room of input.joins) {
       if (!hasRoom(rooms, room)) {
         const history = this.roomHistory(room, now);
@@ -242,6 +243,8 @@ export class MemorySessionStore implements SessionStore {
  * @throws UncommittableError for what JSON cannot carry (a BigInt, a cycle)
  */
 function jsonCopy(value: unknown): unknown {
+  // what JSON carries as it is needs no trip through it (the common reply: a string, a number)
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value) && !Object.is(value, -0))) return value;
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -250,6 +253,8 @@ function jsonCopy(value: unknown): unknown {
   }
   return json === undefined ? undefined : JSON.parse(json);
 }
+
+const NO_TARGETS: never[] = [];
 
 function withData(data: unknown): StoredResponse {
   return data === undefined ? { ok: true } : { ok: true, data };

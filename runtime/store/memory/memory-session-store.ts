@@ -5,7 +5,7 @@
  * so every commit is atomic for free.
  */
 import { randomBytes } from 'node:crypto';
-import { resolveReply } from '../../app/define-app.ts';
+import { isAfterCommit, resolveReply } from '../../app/define-app.ts';
 import type { TetherConfig } from '../../config.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
@@ -130,7 +130,9 @@ export class MemorySessionStore implements SessionStore {
         } catch (err) {
           throw new UncommittableError(`afterCommit threw: ${err instanceof Error ? err.message : String(err)}`);
         }
-        response = withData(jsonCopy(data));
+        // a plain reply was checked by the handle stage; what an afterCommit built is checked here
+        if (isAfterCommit(input.response.reply)) jsonCopy(data);
+        response = withData(data);
       }
     }
 

@@ -96,13 +96,14 @@ export class MemorySessionStore implements SessionStore {
     const state = input.state === undefined ? undefined : jsonCopy(input.state);
     const plain = input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0;
     const targets = plain ? NO_TARGETS : input.sends.map((send) => this.live(send.to));
-    const nextSeq = new Map<string, number>(); // small, and only filled for sends
-    // 0 for a target that expired after the handler's read (nobody is left to tell), as on Redis
+    // the seq each send will take (0 for a target that expired after the handler's read: nobody is
+    // left to tell, as on Redis); the last seq handed out per target so far
+    const lastSeq = new Map<string, number>();
     const seqs = input.sends.map((send, i) => {
       const target = targets[i];
       if (!target) return 0;
-      const seq = (nextSeq.get(send.to) ?? target.record.lastSeq) + 1;
-      nextSeq.set(send.to, seq);
+      const seq = (lastSeq.get(send.to) ?? target.record.lastSeq) + 1;
+      lastSeq.set(send.to, seq);
       return seq;
     });
     const rooms: Record<string, string> = plain ? record.rooms : { ...record.rooms };
@@ -113,11 +114,11 @@ export class MemorySessionStore implements SessionStore {
       }
     }
     for (const room of input.leaves) delete rooms[room];
-    const nextN = new Map<string, number>();
+    const lastN = new Map<string, number>();
     const offsets = input.broadcasts.map((b) => {
       const history = this.roomHistory(b.room, now);
-      const n = (nextN.get(b.room) ?? history.lastN) + 1;
-      nextN.set(b.room, n);
+      const n = (lastN.get(b.room) ?? history.lastN) + 1;
+      lastN.set(b.room, n);
       return formatOffset(history.epoch, n);
     });
     let response: StoredResponse | undefined;

@@ -17,8 +17,7 @@ import { handlerContext } from '../pipeline/context.ts';
 import { unavailable } from '../pipeline/stages/answers.ts';
 import { commit } from '../pipeline/stages/commit.ts';
 import { prefetchLimit } from '../pipeline/stages/rate-limit.ts';
-import { partitionEffects } from '../pipeline/stages/effects.ts';
-import { ignoreRejection, isThenable, resultNotJson } from '../pipeline/stages/result-check.ts';
+import { checkReturned } from '../pipeline/stages/result-check.ts';
 import type { Answer, CommittedResult, PipelineDeps, PipelineRequest, SessionView } from '../pipeline/types.ts';
 import { decodeFrame } from '../protocol/decode.ts';
 import { encodeError, encodeFail, encodeFrame, encodeOk, encodeRecorded, PONG } from '../protocol/encode.ts';
@@ -659,21 +658,15 @@ export class Connection implements Routable, FeedSink {
       this.deps.log.error({ err }, 'lifecycle hook threw');
       return null;
     }
-    if (isThenable(returned)) {
-      ignoreRejection(returned);
-      this.deps.log.error('lifecycle hook returned a promise: hooks are synchronous; its result is dropped');
+    const checked = checkReturned(returned, false);
+    if ('problem' in checked) {
+      this.deps.log.error({ problem: checked.problem }, 'hook returned something the runtime cannot take; its result is dropped');
       return null;
     }
-    const result = (typeof returned === 'object' && returned !== null ? returned : undefined) as ReturnType<Hook<unknown>> | undefined;
-    const effects = partitionEffects(result?.effects);
-    const problem = 'invalid' in effects ? effects.invalid : resultNotJson(result?.state, undefined, false, effects);
-    if (problem !== undefined || 'invalid' in effects) {
-      this.deps.log.error({ problem }, 'hook returned something the runtime cannot take; its result is dropped');
-      return null;
-    }
+    const { result, effects } = checked;
     const { joins, leaves, sends, broadcasts } = effects;
-    const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result?.state, joins: connected ? joins : [], leaves, sends, broadcasts });
-    return outcome.ok ? { outcome, state: result?.state, close: connected ? effects.close : undefined } : null;
+    const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result.state, joins: connected ? joins : [], leaves, sends, broadcasts });
+    return outcome.ok ? { outcome, state: result.state, close: connected ? effects.close : undefined } : null;
   }
 
   /**

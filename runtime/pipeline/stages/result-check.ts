@@ -7,14 +7,42 @@
  * request alone instead of failing in the store, where it would take the requests committed with
  * it down as well.
  */
-import type { Partitioned } from './effects.ts';
+import { type HandlerResult, isAfterCommit } from '../../app/define-app.ts';
+import { type Partitioned, partitionEffects } from './effects.ts';
 
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** What a handler or hook returned, taken apart and checked; or the problem with it. */
+export type Checked = { result: HandlerResult<unknown>; effects: Partitioned } | { problem: string };
+
+const NO_EFFECTS: Partitioned = Object.freeze({ joins: [], leaves: [], sends: [], broadcasts: [] }) as unknown as Partitioned;
+
+/**
+ * Checks what a handler or hook returned, the one way for both: not a promise, effects well
+ * formed, state, plain reply and message data JSON. A read-only route's state and effects are
+ * ignored (and not checked); anything that is not an object counts as `{}`.
+ */
+export function checkReturned(returned: unknown, readOnly: boolean): Checked {
+  if (isThenable(returned)) {
+    ignoreRejection(returned);
+    return { problem: 'it returned a promise: handlers and hooks are synchronous (declare reads for what a route needs)' };
+  }
+  const result = (typeof returned === 'object' && returned !== null ? returned : {}) as HandlerResult<unknown>;
+  const plainReply = !isAfterCommit(result.reply);
+  if (readOnly) {
+    const problem = resultNotJson(undefined, result.reply, plainReply, undefined);
+    return problem ? { problem } : { result, effects: NO_EFFECTS };
+  }
+  const effects = partitionEffects(result.effects);
+  if ('invalid' in effects) return { problem: effects.invalid };
+  const problem = resultNotJson(result.state, result.reply, plainReply, effects);
+  return problem ? { problem } : { result, effects };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** The runtime has answered already; a later rejection of what the user code returned is logged by nobody. */
-export function ignoreRejection(value: PromiseLike<unknown>): void {
+function ignoreRejection(value: PromiseLike<unknown>): void {
   Promise.resolve(value).catch(() => {});
 }
 
@@ -22,7 +50,7 @@ export function ignoreRejection(value: PromiseLike<unknown>): void {
  * Why `value` cannot travel as JSON, or undefined when it can (`undefined` inside objects is dropped,
  * as JSON does). `mayVanish`: a value JSON leaves out altogether (a function) is fine, as for a reply.
  */
-export function notJson(value: unknown, what: string, mayVanish = false): string | undefined {
+function notJson(value: unknown, what: string, mayVanish = false): string | undefined {
   // what JSON always carries needs no trial (the common reply: a string, a number)
   if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return undefined;
   if (value === undefined) return mayVanish ? undefined : `${what} is not JSON (undefined)`;
@@ -34,7 +62,7 @@ export function notJson(value: unknown, what: string, mayVanish = false): string
 }
 
 /** The first part of a result that JSON cannot carry: the new state, a plain reply, a message's data. */
-export function resultNotJson(state: unknown, reply: unknown, plainReply: boolean, effects: Partitioned | undefined): string | undefined {
+function resultNotJson(state: unknown, reply: unknown, plainReply: boolean, effects: Partitioned | undefined): string | undefined {
   if (state !== undefined) {
     const problem = notJson(state, 'state');
     if (problem) return problem;

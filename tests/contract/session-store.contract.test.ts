@@ -208,6 +208,27 @@ describe.each(ADAPTERS)('SessionStore ($name)', (factory) => {
     expect((await store.load(b.id))!.state).toEqual({ count: 0 });
   });
 
+  it('fences commits of one session issued together under two epochs, and refuses a missing session, each on its own', async () => {
+    const a = await newSession();
+    const b = await newSession();
+    await store.claim(a.id, 'i2');
+    // the old owner's and the new owner's requests in the same turn, a hook's commit without an id, another session
+    const results = await Promise.all([
+      commit(a.id, 1, { requestId: 'old1', state: { count: 1 }, response: { ok: true, reply: 1 } }),
+      commit(a.id, 2, { requestId: 'new1', state: { count: 2 }, response: { ok: true, reply: 2 } }),
+      commit(b.id, b.epoch, { requestId: 'b1', response: { ok: false, error: { code: 'handler_error', message: 'no' } } }),
+      commit(a.id, 1, { requestId: 'old2', state: { count: 3 }, response: { ok: true, reply: 3 } }),
+      commit(a.id, 2, { state: { count: 4 } }),
+      commit(`s-${randomUUID()}`, 1, { requestId: 'gone', response: { ok: true, reply: 0 } }),
+    ]);
+    expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['stale_epoch', 'ok', 'ok', 'stale_epoch', 'ok', 'no_session']);
+    expect((await store.load(a.id))!.state).toEqual({ count: 4 });
+    expect(await store.recalled(a.id, 'new1')).toEqual({ ok: true, data: 2 });
+    expect(await store.recalled(a.id, 'old1')).toBeNull();
+    expect(await store.recalled(a.id, 'old2')).toBeNull();
+    expect(await store.recalled(b.id, 'b1')).toEqual({ ok: false, error: { code: 'handler_error', message: 'no' } });
+  });
+
   it('resolves an afterCommit reply with the offsets and seqs the commit assigned', async () => {
     const room = `room-${randomUUID()}`;
     const a = await newSession();

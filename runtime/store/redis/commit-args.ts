@@ -102,6 +102,70 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
   return { keys, args, finals, refused, replyIndex, size: commits.length };
 }
 
+/** A commit that writes only its own session (state, exactly-once record): no messages, no memberships. */
+export const isPlain = (input: CommitInput): boolean => input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0;
+
+/** The plain commits of one session under one epoch, in order. */
+interface PlainGroup {
+  sessionId: string;
+  epoch: number;
+  /** the last state of the group as JSON ('' = unchanged) */
+  state: string;
+  tails: string[];
+}
+
+/**
+ * Lays out plain commits (see `isPlain`) for one commit-plain.lua call: grouped by session and
+ * epoch, in order, each as plain string arguments (nothing for the script to decode). A commit's
+ * reply is its group's.
+ */
+export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): CommitCall {
+  const finals: (FinalResponse | undefined)[] = [];
+  const refused: (UncommittableError | undefined)[] = [];
+  const replyIndex: number[] = [];
+  const groups: PlainGroup[] = [];
+  const groupOf = new Map<string, number>();
+  for (const input of inputs) {
+    let response: StoredResponse | undefined;
+    let json = '';
+    let state = '';
+    try {
+      response = input.response ? templateResponse(input.response, 0, 0) : undefined;
+      json = response ? JSON.stringify(response) : '';
+      if (input.state !== undefined) state = JSON.stringify(input.state);
+    } catch (err) {
+      refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
+      finals.push(undefined);
+      replyIndex.push(-1);
+      continue;
+    }
+    const key = `${input.epoch}:${input.sessionId}`;
+    let g = groupOf.get(key);
+    if (g === undefined) {
+      g = groups.length;
+      groupOf.set(key, g);
+      groups.push({ sessionId: input.sessionId, epoch: input.epoch, state: '', tails: [] });
+    }
+    const group = groups[g]!;
+    if (state !== '') group.state = state;
+    const id = input.requestId ?? '';
+    // the record's id length is in bytes, as Lua counts them (see recall.lua)
+    if (json !== '' && id !== '') group.tails.push(`${Buffer.byteLength(id)}:${asRedisText(id)}${json}`);
+    refused.push(undefined);
+    replyIndex.push(g);
+    finals.push(response ? { response, json } : undefined);
+  }
+  const keys: string[] = [];
+  const args: (string | number)[] = [limits.dedupeMax];
+  for (const group of groups) {
+    const k = sessionKeys(group.sessionId);
+    keys.push(k.session, k.records);
+    args.push(String(group.epoch), group.state, group.tails.length);
+    for (const tail of group.tails) args.push(tail);
+  }
+  return { keys, args, finals, refused, replyIndex, size: groups.length };
+}
+
 /** One commit's reply from commit.lua. */
 export type CommitReply = 1 | unknown[];
 

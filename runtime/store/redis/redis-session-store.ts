@@ -8,7 +8,7 @@ import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../p
 import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch, parseOffset } from '../offsets.ts';
-import { commitCall, type CommitReply, commitResult } from './commit-args.ts';
+import { commitCall, type CommitReply, commitResult, isPlain, plainCommitCall } from './commit-args.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { LoopBatch, type Pending } from './loop-batch.ts';
@@ -124,15 +124,17 @@ export class RedisSessionStore implements SessionStore {
     await Promise.all([...bySession.values()].map((group) => this.commitTogether(group).catch((err: unknown) => group.forEach((p) => p.reject(err)))));
   }
 
-  /** One commit.lua call for a batch (here without two-step work: 'single' mode). */
+  /** One script call for a batch (commit-plain.lua when no commit has messages or memberships, else commit.lua); no two-step work here. */
   private async commitTogether(batch: Pending<CommitInput, CommitResult>[]): Promise<void> {
     const inputs = batch.map((p) => p.input);
     // only a batch that may create a room history needs a fresh epoch for it
     const roomEpoch = inputs.some((i) => i.broadcasts.length + i.joins.length > 0) ? newRoomEpoch(Date.now(), randomBytes(3).toString('hex')) : '';
-    const { keys, args, finals, refused, replyIndex, size } = commitCall(inputs, this.limits, roomEpoch);
+    // most batches hold only plain commits (no messages, no memberships): the lighter script
+    const plain = inputs.every(isPlain);
+    const { keys, args, finals, refused, replyIndex, size } = plain ? plainCommitCall(inputs, this.limits) : commitCall(inputs, this.limits, roomEpoch);
     refused.forEach((err, i) => err && batch[i]!.reject(err));
     if (size === 0) return;
-    const replies = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
+    const replies = (await this.call(runScript(this.client, plain ? 'commit-plain' : 'commit', keys, args))) as CommitReply[];
     batch.forEach((entry, i) => {
       if (!refused[i]) entry.resolve(commitResult(entry.input, finals[i], replies[replyIndex[i]!]!));
     });

@@ -9,7 +9,7 @@ import type { RedisClient } from './connection.ts';
 
 const dir = new URL('./scripts/', import.meta.url);
 
-export type ScriptName = 'claim' | 'commit' | 'deliver' | 'finish' | 'room-head' | 'recall' | 'read-outbox' | 'read-room' | 'ack' | 'release' | 'rate-limit' | 'presence-add' | 'presence-remove' | 'presence-list' | 'instance-alive' | 'instances-alive';
+export type ScriptName = 'claim' | 'commit' | 'commit-plain' | 'deliver' | 'finish' | 'room-head' | 'recall' | 'read-outbox' | 'read-room' | 'ack' | 'release' | 'rate-limit' | 'presence-add' | 'presence-remove' | 'presence-list' | 'instance-alive' | 'instances-alive';
 
 interface Script {
   source: string;

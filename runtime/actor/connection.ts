@@ -663,9 +663,9 @@ export class Connection implements Routable, FeedSink {
       this.deps.log.error({ problem: checked.problem }, 'hook returned something the runtime cannot take; its result is dropped');
       return null;
     }
-    const { result, effects } = checked;
+    const { result, effects, json } = checked;
     const { joins, leaves, sends, broadcasts } = effects;
-    const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result.state, joins: connected ? joins : [], leaves, sends, broadcasts });
+    const outcome = await this.deps.store.commit({ sessionId: session.id, epoch: session.epoch, state: result.state, stateJson: json.state, joins: connected ? joins : [], leaves, sends, broadcasts });
     return outcome.ok ? { outcome, state: result.state, close: connected ? effects.close : undefined } : null;
   }
 

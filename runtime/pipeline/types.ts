@@ -13,6 +13,7 @@ import type { Presence } from '../ports/presence.ts';
 import type { RateLimiter, RateScope } from '../ports/rate-limiter.ts';
 import type { CommitResult, SessionStore } from '../ports/session-store.ts';
 import type { Partitioned } from './stages/effects.ts';
+import type { ResultJson } from './stages/result-check.ts';
 import type { ReqFrame } from '../protocol/frames.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
@@ -40,6 +41,8 @@ export interface PipelineRequest {
   validated?: boolean;
   reads?: Record<string, unknown>;
   result?: HandlerResult<unknown>;
+  /** JSON of the result's state and reply, where the handle stage made it while checking them. */
+  resultJson?: ResultJson;
   /** The result's effects, sorted by kind and checked (routes that commit only). */
   effects?: Partitioned;
   /** Set when the handler rejected the request on purpose: recorded like a success. */

@@ -61,12 +61,14 @@ export interface CommitInput {
   requestId?: string;
   /** The new state; absent keeps the stored one. */
   state?: unknown;
+  /** `state` as JSON, when the caller has it already (else the store serializes `state`). */
+  stateJson?: string;
   joins: string[];
   leaves: string[];
   sends: { to: string; route: string; data: unknown }[];
   broadcasts: { room: string; route: string; data: unknown }[];
   /** The response to record; `reply` may be an `afterCommit` reply, resolved with what the commit assigned. */
-  response?: { ok: true; reply: unknown } | { ok: false; error: WireError };
+  response?: { ok: true; reply: unknown; /** a plain `reply` as JSON, when the caller has it already */ replyJson?: string } | { ok: false; error: WireError };
 }
 
 export type CommitResult =

@@ -53,6 +53,13 @@ const buggy = defineApp<State>({
     readOnlyBigint: route({ readOnly: true, handle: () => ({ reply: 1n }) }),
     joinAndAnnounce: route({ input: undefined, handle: (_s: State, room) => ({ effects: [join(room as string), broadcast(room as string, 'joined', 'me')] }) }),
     joinAndLeave: route({ handle: (_s: State, room) => ({ effects: [join(room as string), leave(room as string)] }) }),
+    // impure: changes the state object in place and replies with it
+    pushInPlace: route({
+      handle: (s: State & { items?: string[] }, item) => {
+        (s.items ??= []).push(item as string);
+        return { state: s, reply: s };
+      },
+    }),
     sendToNobodyThenSelf: route({ handle: (_s: State, _i, ctx) => ({ effects: [send('no-such-session', 'x', 1), send(ctx.sessionId, 'x', 2)], reply: afterCommit((c) => c.seqs) }) }),
   },
   onConnect: (async () => Promise.reject(new Error('async hook bug'))) as never,
@@ -109,6 +116,18 @@ describe.each(['memory', 'redis', 'redis-split'] as const)('a buggy app on the %
     }
     expect((await bad!.until((f) => f.t === 'res', 40)).every((f) => code(f) === 'internal')).toBe(true);
     for (const c of sessions) c.client.close();
+  });
+
+  it('records for each of several pipelined requests the state and reply its handler returned, although the handlers changed one object in place', async () => {
+    const { client } = await RawClient.hello(url);
+    const items = ['a', 'b', 'c', 'd', 'e'];
+    for (const item of items) client.send({ t: 'req', id: item, route: 'pushInPlace', data: item });
+    const answers = await client.until((f) => f.t === 'res', items.length);
+    const expected = items.map((_, i) => ({ n: 0, items: items.slice(0, i + 1) }));
+    expect(answers.map((f) => f.data)).toEqual(expected);
+    // re-sent: the recorded replies, not the object as it is now
+    for (const [i, item] of items.entries()) expect(await client.request(item, 'pushInPlace', item)).toMatchObject({ ok: true, data: expected[i] });
+    client.close();
   });
 
   it('ignores the state a read-only route returns', async () => {

@@ -27,9 +27,12 @@ export const commit: Stage = async (req, deps) => {
     leaves: effects?.leaves ?? [],
     sends: effects?.sends ?? [],
     broadcasts: effects?.broadcasts ?? [],
-    response: req.rejected ? { ok: false, error: req.rejected } : { ok: true, reply: result.reply },
+    response: req.rejected ? { ok: false, error: req.rejected } : { ok: true, reply: result.reply, replyJson: req.resultJson?.reply },
   };
-  if (!req.rejected && result.state !== undefined) input.state = result.state;
+  if (!req.rejected && result.state !== undefined) {
+    input.state = result.state;
+    input.stateJson = req.resultJson?.state;
+  }
   let outcome;
   // Recorded before the outcome is known: a commit that timed out may still have happened, so a
   // retry of this id must look in the store.

@@ -21,6 +21,7 @@ export const handle: Stage = (req, deps) => {
       return failWith('internal', 'internal error');
     }
     req.result = checked.result;
+    req.resultJson = checked.json;
     if (!req.route!.readOnly) req.effects = checked.effects;
     return undefined;
   } catch (err) {

@@ -10,8 +10,19 @@
 import { type HandlerResult, isAfterCommit } from '../../app/define-app.ts';
 import { type Partitioned, partitionEffects } from './effects.ts';
 
+/**
+ * The JSON texts of a result's state and plain reply, where checking them took a JSON.stringify
+ * anyway (not for strings, numbers, booleans or null): the stores write these instead of
+ * serializing the same values again. Taken when the handler returned, so a later in-place change
+ * of the objects does not reach the commit.
+ */
+export interface ResultJson {
+  state?: string;
+  reply?: string;
+}
+
 /** What a handler or hook returned, taken apart and checked; or the problem with it. */
-export type Checked = { result: HandlerResult<unknown>; effects: Partitioned } | { problem: string };
+export type Checked = { result: HandlerResult<unknown>; effects: Partitioned; json: ResultJson } | { problem: string };
 
 const NO_EFFECTS: Partitioned = Object.freeze({ joins: [], leaves: [], sends: [], broadcasts: [] }) as unknown as Partitioned;
 
@@ -27,14 +38,15 @@ export function checkReturned(returned: unknown, readOnly: boolean): Checked {
   }
   const result = (typeof returned === 'object' && returned !== null ? returned : {}) as HandlerResult<unknown>;
   const plainReply = !isAfterCommit(result.reply);
+  const json: ResultJson = {};
   if (readOnly) {
-    const problem = resultNotJson(undefined, result.reply, plainReply, undefined);
-    return problem ? { problem } : { result, effects: NO_EFFECTS };
+    const problem = resultNotJson(undefined, result.reply, plainReply, undefined, json);
+    return problem ? { problem } : { result, effects: NO_EFFECTS, json };
   }
   const effects = partitionEffects(result.effects);
   if ('invalid' in effects) return { problem: effects.invalid };
-  const problem = resultNotJson(result.state, result.reply, plainReply, effects);
-  return problem ? { problem } : { result, effects };
+  const problem = resultNotJson(result.state, result.reply, plainReply, effects, json);
+  return problem ? { problem } : { result, effects, json };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -49,26 +61,31 @@ function ignoreRejection(value: PromiseLike<unknown>): void {
 /**
  * Why `value` cannot travel as JSON, or undefined when it can (`undefined` inside objects is dropped,
  * as JSON does). `mayVanish`: a value JSON leaves out altogether (a function) is fine, as for a reply.
+ * `keep` receives the JSON text when one was made.
  */
-function notJson(value: unknown, what: string, mayVanish = false): string | undefined {
+function notJson(value: unknown, what: string, mayVanish = false, keep?: ResultJson, as?: keyof ResultJson): string | undefined {
   // what JSON always carries needs no trial (the common reply: a string, a number)
   if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return undefined;
   if (value === undefined) return mayVanish ? undefined : `${what} is not JSON (undefined)`;
+  let json: string | undefined;
   try {
-    return JSON.stringify(value) === undefined && !mayVanish ? `${what} is not JSON (a function or a symbol)` : undefined;
+    json = JSON.stringify(value);
   } catch (err) {
     return `${what} is not JSON: ${err instanceof Error ? err.message : String(err)}`;
   }
+  if (json === undefined) return mayVanish ? undefined : `${what} is not JSON (a function or a symbol)`;
+  if (keep && as) keep[as] = json;
+  return undefined;
 }
 
 /** The first part of a result that JSON cannot carry: the new state, a plain reply, a message's data. */
-function resultNotJson(state: unknown, reply: unknown, plainReply: boolean, effects: Partitioned | undefined): string | undefined {
+function resultNotJson(state: unknown, reply: unknown, plainReply: boolean, effects: Partitioned | undefined, json: ResultJson): string | undefined {
   if (state !== undefined) {
-    const problem = notJson(state, 'state');
+    const problem = notJson(state, 'state', false, json, 'state');
     if (problem) return problem;
   }
   if (plainReply) {
-    const problem = notJson(reply, 'reply', true);
+    const problem = notJson(reply, 'reply', true, json, 'reply');
     if (problem) return problem;
   }
   for (const m of effects?.sends ?? []) {

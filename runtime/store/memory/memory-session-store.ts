@@ -93,7 +93,7 @@ export class MemorySessionStore implements SessionStore {
     // application's code (an afterCommit reply) and its data (JSON, as Redis stores it) can fail
     // before anything changes. Effects apply in the order Redis applies them: memberships (leaves
     // after joins), then direct messages, then room messages.
-    const state = input.state === undefined ? undefined : jsonCopy(input.state);
+    const state = input.state === undefined ? undefined : input.stateJson !== undefined ? JSON.parse(input.stateJson) : jsonCopy(input.state);
     const plain = input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0;
     const targets = plain ? NO_TARGETS : input.sends.map((send) => this.live(send.to));
     // the seq each send will take (0 for a target that expired after the handler's read: nobody is

@@ -64,8 +64,8 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
     let response: StoredResponse | undefined;
     let json = '';
     try {
-      response = input.response ? templateResponse(input.response, input.broadcasts.length, input.sends.length) : undefined;
-      json = response ? JSON.stringify(response) : '';
+      const laid = layOut(input);
+      if (laid) ({ response, json } = laid);
     } catch (err) {
       refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
       finals.push(undefined);
@@ -84,7 +84,7 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
       for (const b of input.broadcasts) keys.push(roomKeys(b.room).meta, roomKeys(b.room).stream);
       for (const room of input.joins) keys.push(roomKeys(room).meta);
     }
-    const head = [String(input.epoch), asRedisText(input.requestId ?? ''), input.state === undefined ? '' : JSON.stringify(input.state), json];
+    const head = [String(input.epoch), asRedisText(input.requestId ?? ''), stateJson(input), json];
     // most commits have no effects: they end after the response (see commit.lua)
     if (input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0) {
       commits.push(head);
@@ -109,10 +109,18 @@ export const isPlain = (input: CommitInput): boolean => input.sends.length + inp
 interface PlainGroup {
   sessionId: string;
   epoch: number;
+  /** its place among the script's replies */
+  index: number;
   /** the last state of the group as JSON ('' = unchanged) */
   state: string;
   tails: string[];
+  /** the same session's group under another epoch (an old owner's requests in the same batch) */
+  other: PlainGroup | undefined;
 }
+
+/** `<n>:` per id length in bytes, made once */
+const idLengthPrefix: string[] = [];
+const idPrefix = (n: number): string => (idLengthPrefix[n] ??= `${n}:`);
 
 /**
  * Lays out plain commits (see `isPlain`) for one commit-plain.lua call: grouped by session and
@@ -124,35 +132,34 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
   const refused: (UncommittableError | undefined)[] = [];
   const replyIndex: number[] = [];
   const groups: PlainGroup[] = [];
-  const groupOf = new Map<string, number>();
+  const bySession = new Map<string, PlainGroup>();
   for (const input of inputs) {
     let response: StoredResponse | undefined;
     let json = '';
     let state = '';
     try {
-      response = input.response ? templateResponse(input.response, 0, 0) : undefined;
-      json = response ? JSON.stringify(response) : '';
-      if (input.state !== undefined) state = JSON.stringify(input.state);
+      const laid = layOut(input);
+      if (laid) ({ response, json } = laid);
+      state = stateJson(input);
     } catch (err) {
       refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
       finals.push(undefined);
       replyIndex.push(-1);
       continue;
     }
-    const key = `${input.epoch}:${input.sessionId}`;
-    let g = groupOf.get(key);
-    if (g === undefined) {
-      g = groups.length;
-      groupOf.set(key, g);
-      groups.push({ sessionId: input.sessionId, epoch: input.epoch, state: '', tails: [] });
+    let group = bySession.get(input.sessionId);
+    while (group && group.epoch !== input.epoch) group = group.other;
+    if (!group) {
+      group = { sessionId: input.sessionId, epoch: input.epoch, index: groups.length, state: '', tails: [], other: bySession.get(input.sessionId) };
+      bySession.set(input.sessionId, group);
+      groups.push(group);
     }
-    const group = groups[g]!;
     if (state !== '') group.state = state;
     const id = input.requestId ?? '';
     // the record's id length is in bytes, as Lua counts them (see recall.lua)
-    if (json !== '' && id !== '') group.tails.push(`${Buffer.byteLength(id)}:${asRedisText(id)}${json}`);
+    if (json !== '' && id !== '') group.tails.push(idPrefix(Buffer.byteLength(id)) + asRedisText(id) + json);
     refused.push(undefined);
-    replyIndex.push(g);
+    replyIndex.push(group.index);
     finals.push(response ? { response, json } : undefined);
   }
   const keys: string[] = [];
@@ -165,6 +172,23 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
   }
   return { keys, args, finals, refused, replyIndex, size: groups.length };
 }
+
+/**
+ * The response to record and its JSON (templated where the commit assigns seqs or offsets). A plain
+ * reply the handle stage already turned into JSON is not serialized again.
+ * @throws what an afterCommit throws, or JSON.stringify for what JSON cannot carry
+ */
+function layOut(input: CommitInput): FinalResponse | undefined {
+  const r = input.response;
+  if (!r) return undefined;
+  // the same text JSON.stringify gives for { ok: true, data }
+  if (r.ok && r.replyJson !== undefined) return { response: { ok: true, data: r.reply }, json: `{"ok":true,"data":${r.replyJson}}` };
+  const response = templateResponse(r, input.broadcasts.length, input.sends.length);
+  return { response, json: JSON.stringify(response) };
+}
+
+/** The new state as JSON ('' = unchanged). */
+const stateJson = (input: CommitInput): string => (input.state === undefined ? '' : (input.stateJson ?? JSON.stringify(input.state)));
 
 /** One commit's reply from commit.lua. */
 export type CommitReply = 1 | unknown[];

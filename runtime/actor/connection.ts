@@ -394,7 +394,10 @@ export class Connection implements Routable, FeedSink {
     req.session = session; // a request that arrived during hello had no session yet
     this.decidingId = req.frame.id;
     this.deps.metrics.messageReceived(req.frame.route);
-    if ((this.commitsInFlight > 0 && session.recorded.has(req.frame.id)) || this.reloadNeeded) return this.decideWhenAnswered(req, receivedAt);
+    if (this.reloadNeeded) return this.decideWhenAnswered(req, receivedAt);
+    if (session.recorded.has(req.frame.id)) {
+      if (this.commitsInFlight > 0) return this.decideWhenAnswered(req, receivedAt);
+    } else req.unseenId = true; // decided at once: the dedupe stage need not look again
     return this.runDeciding(req, receivedAt);
   }
 

@@ -40,6 +40,8 @@ export interface PipelineRequest {
   input?: unknown;
   validated?: boolean;
   reads?: Record<string, unknown>;
+  /** The session's owner has never seen this id, checked just before the deciding stages ran. */
+  unseenId?: boolean;
   result?: HandlerResult<unknown>;
   /** JSON of the result's state and reply, where the handle stage made it while checking them. */
   resultJson?: ResultJson;

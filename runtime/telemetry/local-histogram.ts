@@ -8,7 +8,7 @@
 import { type Attributes, type HrTime, ValueType } from '@opentelemetry/api';
 import { AggregationTemporality, DataPointType, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
 
-interface Series {
+export interface Series {
   attributes: Attributes;
   counts: number[];
   sum: number;
@@ -40,6 +40,17 @@ export class LocalHistogram {
   record(value: number, labelValue = ''): void {
     let s = this.series.get(labelValue);
     if (!s) this.series.set(labelValue, (s = this.newSeries(labelValue)));
+    this.recordIn(s, value);
+  }
+
+  /** The series of a label value, made if new: a caller on a hot path keeps it and records with `recordIn`. */
+  seriesOf(labelValue = ''): Series {
+    let s = this.series.get(labelValue);
+    if (!s) this.series.set(labelValue, (s = this.newSeries(labelValue)));
+    return s;
+  }
+
+  recordIn(s: Series, value: number): void {
     let i = 0;
     while (i < this.boundaries.length && value > this.boundaries[i]!) i++;
     s.counts[i]!++;

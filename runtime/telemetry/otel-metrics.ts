@@ -10,7 +10,7 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { RateScope } from '../ports/rate-limiter.ts';
-import { LocalHistogram } from './local-histogram.ts';
+import { LocalHistogram, type Series } from './local-histogram.ts';
 import type { Metrics, SessionOutcome } from './metrics.ts';
 
 /** Sub-millisecond to seconds: WebSocket round trips live at the low end, stalls at the high end. */
@@ -24,7 +24,6 @@ export class OtelMetrics implements Metrics {
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private connections = 0;
   private ready = 0;
-  private readonly receivedByRoute = new Map<string, number>();
   private sentRes = 0;
   private sentMsg = 0;
   private readonly limited: Counter;
@@ -35,26 +34,25 @@ export class OtelMetrics implements Metrics {
   private readonly handler = new LocalHistogram('tether_handler_duration_seconds', 'From a req decoded to its res sent', LATENCY_BUCKETS, 'route');
   private readonly redis = new LocalHistogram('tether_redis_command_duration_seconds', 'Redis calls, as the instance waits for them', LATENCY_BUCKETS);
   private readonly delivery = new LocalHistogram('tether_delivery_latency_seconds', 'From the commit that published a message to its delivery on a socket', LATENCY_BUCKETS);
-  /** Attribute objects are reused: the SDK hashes them per call, allocation is the cost we avoid. */
-  private readonly routeAttrs = new Map<string, Attributes>();
-
-  private readonly knownRoutes: Set<string>;
+  /** Per declared route (and `unknown`): its counter and duration series, one lookup per use. */
+  private readonly byRoute = new Map<string, RouteCounters>();
+  private readonly unknownRoute: RouteCounters;
 
   /**
    * @param routes - the app's declared routes: the only `route` label values besides `unknown`
    */
   constructor(instanceId: string, routes: readonly string[]) {
-    this.knownRoutes = new Set(routes);
     // Every series exists from the start, at 0: rate() and absence alerts work before any traffic.
-    for (const route of [...routes, 'unknown']) this.receivedByRoute.set(route, 0);
+    for (const route of routes) this.byRoute.set(route, this.routeCounters(route));
+    // (an app may declare a route named `unknown`: one series for both, as before)
+    this.unknownRoute = this.byRoute.get('unknown') ?? this.routeCounters('unknown');
+    const everyRoute = new Set([...this.byRoute.values(), this.unknownRoute]);
     this.exporter = new PrometheusExporter({ preventServerStart: true });
     this.provider = new MeterProvider({
       resource: resourceFromAttributes({ 'service.name': 'tether', 'service.instance.id': instanceId }),
       readers: [this.exporter],
     });
     const meter = this.provider.getMeter('tether');
-    // every histogram series exists from the start, at 0, like the counters'
-    for (const route of [...routes, 'unknown']) this.handler.ensure(route);
     this.redis.ensure();
     this.delivery.ensure();
 
@@ -76,7 +74,7 @@ export class OtelMetrics implements Metrics {
     // The two per-frame counters are plain numbers read at collection time: recording through the
     // SDK hashes the attributes on every call, a measurable share of the hot path.
     meter.createObservableCounter('tether_messages_received_total', { description: 'req frames received, by route' }).addCallback((r) => {
-      for (const [route, count] of this.receivedByRoute) r.observe(count, this.route(route));
+      for (const c of everyRoute) r.observe(c.received, c.attributes);
     });
     meter.createObservableCounter('tether_messages_sent_total', { description: 'Frames sent: res and msg' }).addCallback((r) => {
       r.observe(this.sentRes, RES);
@@ -100,8 +98,7 @@ export class OtelMetrics implements Metrics {
     this.ready = ready ? 1 : 0;
   }
   messageReceived(route: string): void {
-    const label = this.routeLabel(route);
-    this.receivedByRoute.set(label, (this.receivedByRoute.get(label) ?? 0) + 1);
+    this.counters(route).received++;
   }
   messageSent(kind: 'res' | 'msg'): void {
     if (kind === 'res') this.sentRes++;
@@ -117,7 +114,7 @@ export class OtelMetrics implements Metrics {
     this.http.add(1, { path, status: String(status) });
   }
   handlerDuration(route: string, seconds: number): void {
-    this.handler.record(seconds, this.routeLabel(route));
+    this.handler.recordIn(this.counters(route).duration, seconds);
   }
   replayed(kind: 'direct' | 'room', count: number): void {
     if (count > 0) this.replays.add(count, { kind });
@@ -143,18 +140,22 @@ export class OtelMetrics implements Metrics {
     await this.provider.shutdown();
   }
 
-  /** Bounded label values: an undeclared route is `unknown`, so clients cannot grow cardinality. */
-  /** The `route` label: a declared route, or `unknown` (so a client cannot create series). */
-  private routeLabel(route: string): string {
-    return this.knownRoutes.has(route) ? route : 'unknown';
+  /** Bounded label values: an undeclared route counts as `unknown`, so clients cannot grow cardinality. */
+  private counters(route: string): RouteCounters {
+    return this.byRoute.get(route) ?? this.unknownRoute;
   }
 
-  private route(route: string): Attributes {
-    const label = this.routeLabel(route);
-    let attrs = this.routeAttrs.get(label);
-    if (!attrs) this.routeAttrs.set(label, (attrs = { route: label }));
-    return attrs;
+  private routeCounters(label: string): RouteCounters {
+    // every histogram series exists from the start, at 0, like the counters'
+    return { received: 0, duration: this.handler.seriesOf(label), attributes: { route: label } };
   }
+}
+
+/** A route label's counters; its attributes object is reused (the SDK hashes it per observation). */
+interface RouteCounters {
+  received: number;
+  duration: Series;
+  attributes: Attributes;
 }
 
 const LOOP_RESOLUTION_MS = 10;

@@ -6,7 +6,7 @@
 import type { Answer, PipelineDeps, PipelineRequest, Stage } from '../types.ts';
 import { unavailable } from './answers.ts';
 
-export const dedupe: Stage = (req, deps) => (req.session.recorded.has(req.frame.id) ? recall(req, deps) : undefined);
+export const dedupe: Stage = (req, deps) => (!req.unseenId && req.session.recorded.has(req.frame.id) ? recall(req, deps) : undefined);
 
 /** The recorded `res` of an id this session may have run before (a synchronous miss costs no promise). */
 async function recall(req: PipelineRequest, deps: PipelineDeps): Promise<Answer | undefined> {

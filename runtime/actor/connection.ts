@@ -110,19 +110,19 @@ export class Connection implements Routable, FeedSink {
   private strikes = 0;
   private helloTimer: NodeJS.Timeout | null;
   private idleWaiters: (() => void)[] = [];
-  /** Last sign of life from the peer (pong or any frame), for the heartbeat. */
-  lastSeenAt: number;
-  /** When the last two protocol pings went out, newest first. */
-  private pingsSentAt: [number, number] = [0, 0];
+  /**
+   * Heartbeat ticks since the last sign of life from the peer (pong or any frame). A counter, not
+   * a timestamp: every frame resets it, and reading a clock per frame costs more.
+   */
+  private silentTicks = 0;
   /** Resolves once `hello` has been decided (open or closed), for drain. */
   private opened: Promise<void>;
   private markOpened!: () => void;
 
   constructor(private readonly ws: WebSocket, readonly ip: string, private readonly deps: ConnectionDeps) {
-    this.lastSeenAt = deps.clock.now();
     this.opened = new Promise((resolve) => (this.markOpened = resolve));
     this.helloTimer = setTimeout(() => this.closeWith('policy', 'no hello in time'), deps.config.helloTimeoutMs);
-    ws.on('pong', () => (this.lastSeenAt = this.deps.clock.now()));
+    ws.on('pong', () => (this.silentTicks = 0));
     ws.close = closeWithReason;
   }
 
@@ -142,7 +142,7 @@ export class Connection implements Routable, FeedSink {
   /** One frame from the socket. Nothing a client sends may throw out of here. */
   onFrame(data: unknown): void {
     if (!this.reading || this.phase === 'closed') return;
-    this.lastSeenAt = this.deps.clock.now();
+    this.silentTicks = 0;
     if (typeof data !== 'string') return this.badFrame('binary frames are not accepted; send JSON text frames');
     const decoded = decodeFrame(data);
     if (!decoded.ok) return this.badFrame(decoded.message);
@@ -206,17 +206,17 @@ export class Connection implements Routable, FeedSink {
    * Heartbeat tick (every HEARTBEAT_MS): end a peer that has not answered the ping sent two
    * intervals ago (nor sent anything since), else ping again.
    */
-  heartbeat(now: number): void {
+  heartbeat(): void {
     if (this.isClosed()) return;
-    const twoTicksAgo = this.pingsSentAt[1];
-    if (twoTicksAgo !== 0 && this.lastSeenAt < twoTicksAgo) {
+    // silent through two ticks: nothing since the ping of two ticks ago (or since the connection opened)
+    if (this.silentTicks >= 2) {
       // Free the session's rooms and presence now, not when the close event comes round: the peer
       // (and anyone it told) may ask about it before this process has handled its own close.
       this.onClosed();
       this.ws.terminate();
       return;
     }
-    this.pingsSentAt = [now, this.pingsSentAt[0]];
+    this.silentTicks++;
     try {
       this.ws.ping();
     } catch {
@@ -446,7 +446,13 @@ export class Connection implements Routable, FeedSink {
     const slot = this.queueAnswer(req, receivedAt);
     slot.writes = this.holdWrites(req);
     this.commitsInFlight++;
-    Promise.resolve(commit(req, this.deps)).then(
+    let committing: Promise<Answer | undefined>;
+    try {
+      committing = Promise.resolve(commit(req, this.deps));
+    } catch (err) {
+      committing = Promise.reject(err);
+    }
+    committing.then(
       (a) => {
         this.commitsInFlight--;
         // known now, not when the answer's turn comes: the next request must not be decided on guesswork

@@ -173,8 +173,7 @@ export function createTether<S>(config: TetherConfig, app: App<S>, options: Teth
         server.listen(config.port, config.host, () => resolve());
       });
       heartbeat = setInterval(() => {
-        const now = ports.clock.now();
-        for (const conn of connections) conn.heartbeat(now);
+        for (const conn of connections) conn.heartbeat();
       }, config.heartbeatMs);
       heartbeat.unref();
       const port = (server.address() as AddressInfo).port;

@@ -4,13 +4,14 @@
  * exactly-once record and the messages it caused. Read-only routes skip it.
  */
 import { type Committed, resolveReply } from '../../app/define-app.ts';
-import { type CommitInput, UncommittableError } from '../../ports/session-store.ts';
-import type { Answer, Stage } from '../types.ts';
+import { type CommitInput, type CommitResult, UncommittableError } from '../../ports/session-store.ts';
+import type { Answer, PipelineDeps, PipelineRequest, Stage } from '../types.ts';
 import { failWith, unavailable } from './answers.ts';
 
 const NOTHING_COMMITTED: Committed = { offsets: [], seqs: [] };
 
-export const commit: Stage = async (req, deps) => {
+// Not an async function: this runs for every request, and one promise (the store's) is enough.
+export const commit: Stage = (req, deps) => {
   const result = req.result ?? {};
   if (req.route!.readOnly) {
     if (req.rejected) return { kind: 'res', response: { ok: false, error: req.rejected } };
@@ -33,24 +34,33 @@ export const commit: Stage = async (req, deps) => {
     input.state = result.state;
     input.stateJson = req.resultJson?.state;
   }
-  let outcome;
   // Recorded before the outcome is known: a commit that timed out may still have happened, so a
   // retry of this id must look in the store.
   req.session.recorded.add(req.frame.id);
+  let committing: Promise<CommitResult>;
   try {
-    outcome = await deps.store.commit(input);
+    committing = deps.store.commit(input);
   } catch (err) {
-    if (err instanceof UncommittableError) {
-      // the application's bug, not an outage: nothing was written; the cached state went ahead
-      // of the store when the request was decided, so the actor reloads it
-      deps.log.error({ route: req.frame.route, problem: err.message }, 'handler result could not be committed');
-      req.outcomeUnknown = true;
-      return failWith('internal', 'internal error');
-    }
-    deps.log.warn({ err }, 'commit failed');
-    req.outcomeUnknown = true;
-    return unavailable();
+    committing = Promise.reject(err);
   }
+  return committing.then(
+    (outcome) => answerOf(req, deps, outcome, effects?.close),
+    (err: unknown) => {
+      if (err instanceof UncommittableError) {
+        // the application's bug, not an outage: nothing was written; the cached state went ahead
+        // of the store when the request was decided, so the actor reloads it
+        deps.log.error({ route: req.frame.route, problem: err.message }, 'handler result could not be committed');
+        req.outcomeUnknown = true;
+        return failWith('internal', 'internal error');
+      }
+      deps.log.warn({ err }, 'commit failed');
+      req.outcomeUnknown = true;
+      return unavailable();
+    },
+  );
+};
+
+function answerOf(req: PipelineRequest, deps: PipelineDeps, outcome: CommitResult, close: Extract<Answer, { kind: 'res' }>['close']): Answer {
   if (!outcome.ok) {
     if (outcome.reason === 'stale_epoch') return { kind: 'stale' };
     // Only a store that lost data (flushed, restarted without persistence, evicting) gets here:
@@ -59,6 +69,6 @@ export const commit: Stage = async (req, deps) => {
     return { kind: 'lost' };
   }
   const answer: Answer = { kind: 'res', response: outcome.response!, commit: outcome };
-  if (effects?.close) answer.close = effects.close;
+  if (close) answer.close = close;
   return answer;
-};
+}

@@ -712,6 +712,7 @@ export class Connection implements Routable, FeedSink {
 
   /** Announces the committed messages; the res went out first, so it precedes them on this socket. */
   private deliver(commit: CommittedResult): void {
+    if (commit.sent.length + commit.broadcast.length === 0) return;
     const { bus, log } = this.deps;
     const at = Date.now();
     for (const msg of commit.sent) bus.publish(channels.session(msg.to), { kind: 'direct', msg, at }).catch((err) => log.warn({ err }, 'publish failed'));

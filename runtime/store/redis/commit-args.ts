@@ -190,12 +190,16 @@ function layOut(input: CommitInput): FinalResponse | undefined {
 /** The new state as JSON ('' = unchanged). */
 const stateJson = (input: CommitInput): string => (input.state === undefined ? '' : (input.stateJson ?? JSON.stringify(input.state)));
 
+/** A commit without messages: shared empty lists (nobody adds to a result's lists). */
+const NONE_SENT: DirectMessage[] = [];
+const NONE_BROADCAST: RoomMessage[] = [];
+
 /** One commit's reply from commit.lua. */
 export type CommitReply = 1 | unknown[];
 
 /** Reads one commit's reply from commit.lua (a 'pending' reply is the two-step commit's business). */
 export function commitResult(input: CommitInput, final: FinalResponse | undefined, reply: CommitReply): CommitResult {
-  if (reply === 1) return final ? { ok: true, sent: [], broadcast: [], response: final.response, responseJson: final.json } : { ok: true, sent: [], broadcast: [] };
+  if (reply === 1) return final ? { ok: true, sent: NONE_SENT, broadcast: NONE_BROADCAST, response: final.response, responseJson: final.json } : { ok: true, sent: NONE_SENT, broadcast: NONE_BROADCAST };
   const status = reply[0] as string;
   if (status !== 'ok') return { ok: false, reason: status === 'stale_epoch' ? 'stale_epoch' : 'no_session' };
   const responseJson = reply[1] as string;

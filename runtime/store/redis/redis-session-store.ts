@@ -134,9 +134,10 @@ export class RedisSessionStore implements SessionStore {
     const { keys, args, finals, refused, replyIndex, size } = plain ? plainCommitCall(inputs, this.limits) : commitCall(inputs, this.limits, roomEpoch);
     refused.forEach((err, i) => err && batch[i]!.reject(err));
     if (size === 0) return;
-    const replies = (await this.call(runScript(this.client, plain ? 'commit-plain' : 'commit', keys, args))) as CommitReply[];
+    // commit-plain.lua answers 1 for a batch that all went through
+    const replies = (await this.call(runScript(this.client, plain ? 'commit-plain' : 'commit', keys, args))) as CommitReply[] | 1;
     batch.forEach((entry, i) => {
-      if (!refused[i]) entry.resolve(commitResult(entry.input, finals[i], replies[replyIndex[i]!]!));
+      if (!refused[i]) entry.resolve(commitResult(entry.input, finals[i], replies === 1 ? 1 : replies[replyIndex[i]!]!));
     });
   }
 

@@ -7,7 +7,8 @@
 -- ARGV[1] DEDUPE_MAX, then per group: epoch, state JSON ('' = unchanged), n, then n record tails
 --   `<#id>:<id><response JSON>` (each record is `<ms>:` followed by its tail; see recall.lua)
 -- KEYS per group: session hash, exactly-once records (list); every key of a group in one slot
--- Returns per group: 1 (done), or { 'stale_epoch' } / { 'no_session' } (nothing of it written)
+-- Returns 1 when every group is done (the common case: nothing to build or read back), else per
+--   group: 1 (done), or { 'stale_epoch' } / { 'no_session' } (nothing of it written)
 
 local t = redis.call('TIME')
 local recordPrefix = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ':'
@@ -18,6 +19,7 @@ local trimmedAbove = dedupeMax + math.max(16, math.floor(dedupeMax / 8))
 local CHUNK = 1000
 
 local results = {}
+local refused = false
 local a = 2
 for g = 1, #KEYS / 2 do
   local session, list = KEYS[2 * g - 1], KEYS[2 * g]
@@ -25,6 +27,7 @@ for g = 1, #KEYS / 2 do
   local ep = redis.call('HGET', session, 'ep')
   if ep ~= epoch then
     results[g] = { ep and 'stale_epoch' or 'no_session' }
+    refused = true
   else
     if state ~= '' then redis.call('HSET', session, 'st', state) end
     if n > 0 then
@@ -43,4 +46,5 @@ for g = 1, #KEYS / 2 do
   end
   a = a + 3 + n
 end
+if not refused then return 1 end
 return results

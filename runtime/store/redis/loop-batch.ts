@@ -7,6 +7,11 @@
  * callback is done (nextTick), so a lone request does not wait behind the rest of the turn's I/O.
  * Neither adds a timer. A batch holds at most MAX_BATCH calls, so one script never keeps Redis busy
  * for long (a storm of thousands of requests in one turn goes out as several calls).
+ *
+ * With `deferBelow`, a batch smaller than that, due while an earlier one is still out, waits one
+ * more loop turn (once) to take in what the next turn brings: under load, turns get short and each
+ * would otherwise send a small batch, and every call costs both processes a write, a wake-up and a
+ * script run. One turn at most, so a request never waits on Redis's answer to another.
  */
 
 export interface Pending<I, O> {
@@ -17,11 +22,23 @@ export interface Pending<I, O> {
 
 const MAX_BATCH = 256;
 
+export interface LoopBatchOptions {
+  /** A batch smaller than this, due while another is out, waits one more loop turn. */
+  deferBelow?: number;
+}
+
 export class LoopBatch<I, O> {
   private pending: Pending<I, O>[] = [];
   private inFlight = 0;
+  private deferred = false;
+  private readonly deferBelow: number;
 
-  constructor(private readonly flush: (batch: Pending<I, O>[]) => Promise<void>) {}
+  constructor(
+    private readonly flush: (batch: Pending<I, O>[]) => Promise<void>,
+    options: LoopBatchOptions = {},
+  ) {
+    this.deferBelow = options.deferBelow ?? 0;
+  }
 
   add(input: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
@@ -30,6 +47,17 @@ export class LoopBatch<I, O> {
       if (this.inFlight > 0) setImmediate(flushBatch, this);
       else process.nextTick(flushBatch, this);
     });
+  }
+
+  /** The flush is due: go, or (a small batch while another is out) wait one more turn first. */
+  due(): void {
+    if (!this.deferred && this.inFlight > 0 && this.pending.length < this.deferBelow) {
+      this.deferred = true;
+      setImmediate(flushBatch, this);
+      return;
+    }
+    this.deferred = false;
+    this.take();
   }
 
   /** Hands the collected calls to `flush`, MAX_BATCH at a time, in order; one that throws fails its batch. */
@@ -48,6 +76,6 @@ export class LoopBatch<I, O> {
   }
 }
 
-function flushBatch(batch: { take(): void }): void {
-  batch.take();
+function flushBatch(batch: { due(): void }): void {
+  batch.due();
 }

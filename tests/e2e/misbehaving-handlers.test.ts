@@ -60,6 +60,15 @@ const buggy = defineApp<State>({
         return { state: s, reply: s };
       },
     }),
+    // the same, with a message (the two-step commit on REDIS_COMMIT=split)
+    pushInPlaceAndSend: route({
+      handle: (s: State & { items?: string[] }, item, ctx) => {
+        (s.items ??= []).push(item as string);
+        return { state: s, reply: s, effects: [send(ctx.sessionId, 'pushed', item)] };
+      },
+    }),
+    // a reply whose toJSON answers by its key (JSON calls it with 'data' inside a res)
+    keyedReply: route({ readOnly: false, handle: () => ({ reply: { toJSON: (key: string) => `key:${key}` } }) }),
     sendToNobodyThenSelf: route({ handle: (_s: State, _i, ctx) => ({ effects: [send('no-such-session', 'x', 1), send(ctx.sessionId, 'x', 2)], reply: afterCommit((c) => c.seqs) }) }),
   },
   onConnect: (async () => Promise.reject(new Error('async hook bug'))) as never,
@@ -118,15 +127,22 @@ describe.each(['memory', 'redis', 'redis-split'] as const)('a buggy app on the %
     for (const c of sessions) c.client.close();
   });
 
-  it('records for each of several pipelined requests the state and reply its handler returned, although the handlers changed one object in place', async () => {
+  it.each(['pushInPlace', 'pushInPlaceAndSend'])('records for each of several pipelined requests the state and reply its handler returned, although the handlers changed one object in place (%s)', async (routeName) => {
     const { client } = await RawClient.hello(url);
     const items = ['a', 'b', 'c', 'd', 'e'];
-    for (const item of items) client.send({ t: 'req', id: item, route: 'pushInPlace', data: item });
+    for (const item of items) client.send({ t: 'req', id: item, route: routeName, data: item });
     const answers = await client.until((f) => f.t === 'res', items.length);
     const expected = items.map((_, i) => ({ n: 0, items: items.slice(0, i + 1) }));
     expect(answers.map((f) => f.data)).toEqual(expected);
     // re-sent: the recorded replies, not the object as it is now
-    for (const [i, item] of items.entries()) expect(await client.request(item, 'pushInPlace', item)).toMatchObject({ ok: true, data: expected[i] });
+    for (const [i, item] of items.entries()) expect(await client.request(item, routeName, item)).toMatchObject({ ok: true, data: expected[i] });
+    client.close();
+  });
+
+  it('serializes a reply with a toJSON as JSON would inside the res, the same on every store', async () => {
+    const { client } = await RawClient.hello(url);
+    expect(await client.request('k', 'keyedReply')).toMatchObject({ ok: true, data: 'key:data' });
+    expect(await client.request('k', 'keyedReply')).toMatchObject({ ok: true, data: 'key:data' }); // the record
     client.close();
   });
 

@@ -74,7 +74,9 @@ function notJson(value: unknown, what: string, mayVanish = false, keep?: ResultJ
     return `${what} is not JSON: ${err instanceof Error ? err.message : String(err)}`;
   }
   if (json === undefined) return mayVanish ? undefined : `${what} is not JSON (a function or a symbol)`;
-  if (keep && as) keep[as] = json;
+  // kept only where it is the text the stores would make: a toJSON may answer by its key, and
+  // nested under `data` its key differs from the '' it was given here
+  if (keep && as && typeof (value as { toJSON?: unknown }).toJSON !== 'function') keep[as] = json;
   return undefined;
 }
 

@@ -18,7 +18,7 @@ export class MemoryRateLimiter implements RateLimiter {
     this.sweeper.unref();
   }
 
-  async check(checks: RateCheck[]): Promise<RateDecision> {
+  check(checks: RateCheck[]): RateDecision {
     const now = this.clock.now();
     const next: number[] = [];
     const refused: RateScope[] = [];

@@ -20,7 +20,8 @@ interface StoredSession {
   /** Null while owned: a live session never expires. */
   expiresAt: number | null;
   outbox: DirectMessage[];
-  dedupe: Map<string, { response: StoredResponse; at: number }>;
+  /** A record holds the response's JSON where the handler stage made it (a snapshot), else the response. */
+  dedupe: Map<string, { response: StoredResponse; json: string | undefined; at: number }>;
 }
 
 interface RoomHistory {
@@ -80,7 +81,7 @@ export class MemorySessionStore implements SessionStore {
       s!.dedupe.delete(requestId);
       return null;
     }
-    return hit.response;
+    return hit.json !== undefined ? (JSON.parse(hit.json) as StoredResponse) : hit.response;
   }
 
   async commit(input: CommitInput): Promise<CommitResult> {
@@ -122,6 +123,9 @@ export class MemorySessionStore implements SessionStore {
       return formatOffset(history.epoch, n);
     });
     let response: StoredResponse | undefined;
+    // the reply as JSON when the handle stage made it: what is recorded and sent, even if the
+    // handler's object changes later (pipelined handlers that change one object in place)
+    let responseJson: string | undefined;
     if (input.response) {
       if (!input.response.ok) response = { ok: false, error: input.response.error };
       else {
@@ -134,6 +138,7 @@ export class MemorySessionStore implements SessionStore {
         // a plain reply was checked by the handle stage; what an afterCommit built is checked here
         if (isAfterCommit(input.response.reply)) jsonCopy(data);
         response = withData(data);
+        if (input.response.replyJson !== undefined) responseJson = `{"ok":true,"data":${input.response.replyJson}}`;
       }
     }
 
@@ -159,8 +164,9 @@ export class MemorySessionStore implements SessionStore {
       history.expiresAt = now + this.limits.roomTtlS * 1000;
       broadcast.push(msg);
     });
-    if (response && input.requestId !== undefined) this.remember(s, input.requestId, response, now);
+    if (response && input.requestId !== undefined) this.remember(s, input.requestId, response, responseJson, now);
     const result: CommitResult = { ok: true, response, sent, broadcast };
+    if (responseJson !== undefined) result.responseJson = responseJson;
     if (input.joins.length + input.leaves.length > 0) result.rooms = { ...record.rooms };
     return result;
   }
@@ -227,9 +233,9 @@ export class MemorySessionStore implements SessionStore {
     return history;
   }
 
-  private remember(s: StoredSession, requestId: string, response: StoredResponse, now: number): void {
+  private remember(s: StoredSession, requestId: string, response: StoredResponse, json: string | undefined, now: number): void {
     s.dedupe.delete(requestId);
-    s.dedupe.set(requestId, { response, at: now });
+    s.dedupe.set(requestId, { response, json, at: now });
     // Maps iterate in insertion order, so the first key is the oldest record.
     while (s.dedupe.size > this.limits.dedupeMax) s.dedupe.delete(s.dedupe.keys().next().value!);
   }

@@ -178,7 +178,7 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
  * reply the handle stage already turned into JSON is not serialized again.
  * @throws what an afterCommit throws, or JSON.stringify for what JSON cannot carry
  */
-function layOut(input: CommitInput): FinalResponse | undefined {
+export function layOut(input: CommitInput): FinalResponse | undefined {
   const r = input.response;
   if (!r) return undefined;
   // the same text JSON.stringify gives for { ok: true, data }

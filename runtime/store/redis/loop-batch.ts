@@ -49,8 +49,14 @@ export class LoopBatch<I, O> {
     });
   }
 
+  /** Hands over what is collected now, without waiting for the turn to end (keeps the order with a call made right after). */
+  flushNow(): void {
+    if (this.pending.length > 0) this.take();
+  }
+
   /** The flush is due: go, or (a small batch while another is out) wait one more turn first. */
   due(): void {
+    if (this.pending.length === 0) return; // handed over already (flushNow)
     if (!this.deferred && this.inFlight > 0 && this.pending.length < this.deferBelow) {
       this.deferred = true;
       setImmediate(flushBatch, this);

@@ -111,7 +111,12 @@ export class RedisSessionStore implements SessionStore {
    */
   commit(input: CommitInput): Promise<CommitResult> {
     // the two-step commit is needed only when a commit reaches beyond the sender's slot
-    if (this.mode === 'split' && input.sends.length + input.broadcasts.length + input.joins.length > 0) return this.twoStep.commit(input);
+    if (this.mode === 'split' && input.sends.length + input.broadcasts.length + input.joins.length > 0) {
+      // the commits collected so far (maybe this session's earlier requests) go out first: Redis
+      // must apply one session's commits in the order they were issued
+      this.commits.flushNow();
+      return this.twoStep.commit(input);
+    }
     return this.commits.add(input);
   }
 

@@ -17,7 +17,7 @@ import type { StoredResponse } from '../../ports/messages.ts';
 import type { CommitInput, CommitResult } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch } from '../offsets.ts';
-import { commitCall, commitResult, type CommitReply, committed, fillTemplate, templateResponse } from './commit-args.ts';
+import { commitCall, commitResult, type CommitReply, committed, fillTemplate, layOut } from './commit-args.ts';
 import type { RedisCall, RedisClient } from './connection.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 import { runScript } from './scripts.ts';
@@ -44,14 +44,21 @@ export class TwoStepCommit {
   constructor(private readonly client: RedisClient, private readonly limits: StoreLimits, private readonly call: RedisCall) {}
 
   async commit(input: CommitInput): Promise<CommitResult> {
-    const joinOffsets = await Promise.all(input.joins.map((room) => this.roomHead(room)));
+    // The response as it is now (a handler may change its objects in place later); one that
+    // cannot be laid out is refused by commitCall below
+    let template = '';
+    try {
+      if (input.response) template = layOut(input)!.json;
+    } catch {}
+    // Without joins, step 1 goes out at once: a later request's commit of this session, issued
+    // after this one, must not reach Redis first (its state would be overwritten by this older one).
+    const joinOffsets = input.joins.length === 0 ? [] : await Promise.all(input.joins.map((room) => this.roomHead(room)));
     const { keys, args, finals, refused } = commitCall([input], this.limits, '', joinOffsets);
     if (refused[0]) throw refused[0];
     const [reply] = (await this.call(runScript(this.client, 'commit', keys, args))) as CommitReply[];
     if (reply === 1 || (reply![0] as string) !== 'pending') return commitResult(input, finals[0], reply!);
     const n = String(reply![1]);
     const roomsJson = reply![2] as string;
-    const template = input.response ? JSON.stringify(templateResponse(input.response, input.broadcasts.length, input.sends.length)) : '';
     const entry: PendingEntry = { id: input.requestId ?? '', res: template, d: deliveriesOf(input) };
     const { seqs, offs, response } = await this.inOrder(input.sessionId, async () => {
       if (this.unfinished.has(input.sessionId)) await this.finishEarlier(input.sessionId, Number(n));

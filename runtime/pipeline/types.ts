@@ -52,7 +52,7 @@ export interface PipelineRequest {
   /** Set when the commit failed without saying whether it happened (timeout, lost connection). */
   outcomeUnknown?: boolean;
   /** The rate-limit decision, started as soon as the frame arrived (it does not depend on state). */
-  prefetchedLimit?: Promise<Answer | undefined>;
+  prefetchedLimit?: { answer: Answer | undefined | Promise<Answer | undefined> };
 }
 
 export type CommittedResult = Extract<CommitResult, { ok: true }>;

@@ -15,7 +15,10 @@ export interface RateCheck {
 export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number; scopes: RateScope[] };
 
 export interface RateLimiter {
-  /** Admits (taking one token from each bucket) or refuses (taking none). */
-  check(checks: RateCheck[]): Promise<RateDecision>;
+  /**
+   * Admits (taking one token from each bucket) or refuses (taking none). An in-process limiter
+   * answers at once, without a promise, so a request on the embedded store stays synchronous.
+   */
+  check(checks: RateCheck[]): RateDecision | Promise<RateDecision>;
   close(): Promise<void>;
 }

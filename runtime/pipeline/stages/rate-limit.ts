@@ -2,7 +2,7 @@
  * @module pipeline/stages/rate-limit
  * Checks the user, IP and route buckets in one call; a refusal costs no tokens and changes nothing.
  */
-import type { RateCheck } from '../../ports/rate-limiter.ts';
+import type { RateCheck, RateDecision } from '../../ports/rate-limiter.ts';
 import type { Answer, PipelineDeps, PipelineRequest, Stage } from '../types.ts';
 import { wireError } from '../../errors.ts';
 import { unavailable } from './answers.ts';
@@ -28,12 +28,11 @@ export function prefetchLimit(req: PipelineRequest, deps: PipelineDeps): void {
     return;
   }
   if (checked) return;
-  const limited = rateLimit(req, deps);
-  if (limited) req.prefetchedLimit = Promise.resolve(limited);
+  req.prefetchedLimit = { answer: rateLimit(req, deps) };
 }
 
 export const rateLimit: Stage = (req, deps) => {
-  if (req.prefetchedLimit) return req.prefetchedLimit;
+  if (req.prefetchedLimit) return req.prefetchedLimit.answer;
   const checks: RateCheck[] = [];
   const { rlUser, rlIp } = deps.config;
   if (rlUser.rate > 0) checks.push({ scope: 'user', key: req.session.userId, limit: rlUser });
@@ -44,14 +43,25 @@ export const rateLimit: Stage = (req, deps) => {
   return checks.length === 0 ? undefined : decide(checks, deps);
 };
 
-async function decide(checks: RateCheck[], deps: PipelineDeps): Promise<Answer | undefined> {
+/** The limiter's answer; synchronous when the limiter is (the embedded one). */
+function decide(checks: RateCheck[], deps: PipelineDeps): Answer | undefined | Promise<Answer | undefined> {
+  let decision: RateDecision | Promise<RateDecision>;
   try {
-    const decision = await deps.limiter.check(checks);
-    if (decision.ok) return undefined;
-    const error = wireError('rate_limited', `rate limit exceeded (${decision.scopes.join(', ')})`, { retryAfterMs: decision.retryAfterMs });
-    return { kind: 'res', response: { ok: false, error }, strike: true, refusedBy: decision.scopes };
+    decision = deps.limiter.check(checks);
   } catch (err) {
-    deps.log.warn({ err }, 'rate limiter unreachable');
-    return unavailable();
+    return unreachable(err, deps);
   }
+  if (decision instanceof Promise) return decision.then(answerTo, (err: unknown) => unreachable(err, deps));
+  return answerTo(decision);
+}
+
+function answerTo(decision: RateDecision): Answer | undefined {
+  if (decision.ok) return undefined;
+  const error = wireError('rate_limited', `rate limit exceeded (${decision.scopes.join(', ')})`, { retryAfterMs: decision.retryAfterMs });
+  return { kind: 'res', response: { ok: false, error }, strike: true, refusedBy: decision.scopes };
+}
+
+function unreachable(err: unknown, deps: PipelineDeps): Answer {
+  deps.log.warn({ err }, 'rate limiter unreachable');
+  return unavailable();
 }

@@ -12,6 +12,9 @@ export const encodeOk = (id: string, data: unknown): string =>
 
 export const encodeFail = (id: string, error: WireError): string => JSON.stringify({ t: 'res', id, ok: false, error });
 
+/** A stored `{ ok: true, data }` response from its data's JSON: the same text JSON.stringify gives. */
+export const okResponseJson = (dataJson: string): string => `{"ok":true,"data":${dataJson}}`;
+
 /**
  * A `res` from a response the store already holds as JSON (`{"ok":...}`): the same text as
  * encodeOk/encodeFail give, without serializing the data a second time.

@@ -10,6 +10,7 @@ import type { TetherConfig } from '../../config.ts';
 import type { Clock } from '../../ports/clock.ts';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import { type Claim, type CommitInput, type CommitResult, type NewSession, type SessionRecord, type SessionStore, UncommittableError } from '../../ports/session-store.ts';
+import { okResponseJson } from '../../protocol/encode.ts';
 import { hasRoom, setRoom } from '../../protocol/room-record.ts';
 import { formatOffset, newRoomEpoch, parseOffset } from '../offsets.ts';
 
@@ -138,7 +139,7 @@ export class MemorySessionStore implements SessionStore {
         // a plain reply was checked by the handle stage; what an afterCommit built is checked here
         if (isAfterCommit(input.response.reply)) jsonCopy(data);
         response = withData(data);
-        if (input.response.replyJson !== undefined) responseJson = `{"ok":true,"data":${input.response.replyJson}}`;
+        if (input.response.replyJson !== undefined) responseJson = okResponseJson(input.response.replyJson);
       }
     }
 

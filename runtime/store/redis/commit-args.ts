@@ -7,6 +7,7 @@ import { type Committed, resolveReply } from '../../app/define-app.ts';
 import type { DirectMessage, RoomMessage, StoredResponse } from '../../ports/messages.ts';
 import { type CommitInput, type CommitResult, UncommittableError } from '../../ports/session-store.ts';
 import { hasLoneSurrogate } from '../../protocol/decode.ts';
+import { okResponseJson } from '../../protocol/encode.ts';
 import { roomKeys, sessionKeys } from './keys.ts';
 
 /**
@@ -61,17 +62,14 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
   for (const input of inputs) {
     // The application's reply is laid out first: if it cannot be (an afterCommit that throws, a
     // result JSON cannot carry), this commit alone is left out, and the others still go.
-    let response: StoredResponse | undefined;
-    let json = '';
-    try {
-      const laid = layOut(input);
-      if (laid) ({ response, json } = laid);
-    } catch (err) {
-      refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
+    const laid = layOutOrRefuse(input);
+    if (laid instanceof UncommittableError) {
+      refused.push(laid);
       finals.push(undefined);
       replyIndex.push(-1);
       continue;
     }
+    const { response, json, state } = laid;
     refused.push(undefined);
     replyIndex.push(commits.length);
     const k = sessionKeys(input.sessionId);
@@ -84,7 +82,7 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
       for (const b of input.broadcasts) keys.push(roomKeys(b.room).meta, roomKeys(b.room).stream);
       for (const room of input.joins) keys.push(roomKeys(room).meta);
     }
-    const head = [String(input.epoch), asRedisText(input.requestId ?? ''), stateJson(input), json];
+    const head = [String(input.epoch), asRedisText(input.requestId ?? ''), state, json];
     // most commits have no effects: they end after the response (see commit.lua)
     if (input.sends.length + input.broadcasts.length + input.joins.length + input.leaves.length === 0) {
       commits.push(head);
@@ -134,19 +132,14 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
   const groups: PlainGroup[] = [];
   const bySession = new Map<string, PlainGroup>();
   for (const input of inputs) {
-    let response: StoredResponse | undefined;
-    let json = '';
-    let state = '';
-    try {
-      const laid = layOut(input);
-      if (laid) ({ response, json } = laid);
-      state = stateJson(input);
-    } catch (err) {
-      refused.push(new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`));
+    const laid = layOutOrRefuse(input);
+    if (laid instanceof UncommittableError) {
+      refused.push(laid);
       finals.push(undefined);
       replyIndex.push(-1);
       continue;
     }
+    const { response, json, state } = laid;
     let group = bySession.get(input.sessionId);
     while (group && group.epoch !== input.epoch) group = group.other;
     if (!group) {
@@ -181,10 +174,22 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
 export function layOut(input: CommitInput): FinalResponse | undefined {
   const r = input.response;
   if (!r) return undefined;
-  // the same text JSON.stringify gives for { ok: true, data }
-  if (r.ok && r.replyJson !== undefined) return { response: { ok: true, data: r.reply }, json: `{"ok":true,"data":${r.replyJson}}` };
+  if (r.ok && r.replyJson !== undefined) return { response: { ok: true, data: r.reply }, json: okResponseJson(r.replyJson) };
   const response = templateResponse(r, input.broadcasts.length, input.sends.length);
   return { response, json: JSON.stringify(response) };
+}
+
+/**
+ * One commit's response and state, laid out for the store ('' = none / unchanged), or why it
+ * cannot be (an afterCommit that throws, what JSON cannot carry): that commit alone is left out.
+ */
+function layOutOrRefuse(input: CommitInput): { response: StoredResponse | undefined; json: string; state: string } | UncommittableError {
+  try {
+    const laid = layOut(input);
+    return { response: laid?.response, json: laid?.json ?? '', state: stateJson(input) };
+  } catch (err) {
+    return new UncommittableError(`the reply cannot be stored: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** The new state as JSON ('' = unchanged). */

@@ -55,27 +55,18 @@ export interface CommitCall {
 export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomEpoch: string, joinOffsets?: string[]): CommitCall {
   const split = joinOffsets !== undefined;
   const keys: string[] = [];
-  const finals: (FinalResponse | undefined)[] = [];
-  const refused: (UncommittableError | undefined)[] = [];
-  const replyIndex: number[] = [];
+  const per = new PerInput();
   const commits: unknown[] = [];
   for (const input of inputs) {
     // The application's reply is laid out first: if it cannot be (an afterCommit that throws, a
     // result JSON cannot carry), this commit alone is left out, and the others still go.
-    const laid = layOutOrRefuse(input);
-    if (laid instanceof UncommittableError) {
-      refused.push(laid);
-      finals.push(undefined);
-      replyIndex.push(-1);
-      continue;
-    }
+    const laid = per.layOut(input);
+    if (!laid) continue;
     const { response, json, state } = laid;
-    refused.push(undefined);
-    replyIndex.push(commits.length);
+    per.place(commits.length, response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined);
     const k = sessionKeys(input.sessionId);
     if (split) keys.push(k.session, k.records, k.pending);
     else keys.push(k.session, k.records);
-    finals.push(response && input.sends.length + input.broadcasts.length === 0 ? { response, json } : undefined);
     // split: only the sender's keys; the messages wait as a pending entry
     if (!split) {
       for (const m of input.sends) keys.push(sessionKeys(m.to).session, sessionKeys(m.to).outbox);
@@ -97,7 +88,7 @@ export function commitCall(inputs: CommitInput[], limits: CommitLimits, newRoomE
     ]);
   }
   const args = [limits.dedupeMax, limits.outboxMax, limits.roomHistoryMax, limits.roomTtlS * 1000, newRoomEpoch, split ? 'split' : 'single', JSON.stringify(commits)];
-  return { keys, args, finals, refused, replyIndex, size: commits.length };
+  return { keys, args, ...per.lists(), size: commits.length };
 }
 
 /** A commit that writes only its own session (state, exactly-once record): no messages, no memberships. */
@@ -126,19 +117,12 @@ const idPrefix = (n: number): string => (idLengthPrefix[n] ??= `${n}:`);
  * reply is its group's.
  */
 export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): CommitCall {
-  const finals: (FinalResponse | undefined)[] = [];
-  const refused: (UncommittableError | undefined)[] = [];
-  const replyIndex: number[] = [];
+  const per = new PerInput();
   const groups: PlainGroup[] = [];
   const bySession = new Map<string, PlainGroup>();
   for (const input of inputs) {
-    const laid = layOutOrRefuse(input);
-    if (laid instanceof UncommittableError) {
-      refused.push(laid);
-      finals.push(undefined);
-      replyIndex.push(-1);
-      continue;
-    }
+    const laid = per.layOut(input);
+    if (!laid) continue;
     const { response, json, state } = laid;
     let group = bySession.get(input.sessionId);
     while (group && group.epoch !== input.epoch) group = group.other;
@@ -151,9 +135,7 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
     const id = input.requestId ?? '';
     // the record's id length is in bytes, as Lua counts them (see recall.lua)
     if (json !== '' && id !== '') group.tails.push(idPrefix(Buffer.byteLength(id)) + asRedisText(id) + json);
-    refused.push(undefined);
-    replyIndex.push(group.index);
-    finals.push(response ? { response, json } : undefined);
+    per.place(group.index, response ? { response, json } : undefined);
   }
   const keys: string[] = [];
   const args: (string | number)[] = [limits.dedupeMax];
@@ -163,7 +145,7 @@ export function plainCommitCall(inputs: CommitInput[], limits: CommitLimits): Co
     args.push(String(group.epoch), group.state, group.tails.length);
     for (const tail of group.tails) args.push(tail);
   }
-  return { keys, args, finals, refused, replyIndex, size: groups.length };
+  return { keys, args, ...per.lists(), size: groups.length };
 }
 
 /**
@@ -177,6 +159,33 @@ export function layOut(input: CommitInput): FinalResponse | undefined {
   if (r.ok && r.replyJson !== undefined) return { response: { ok: true, data: r.reply }, json: okResponseJson(r.replyJson) };
   const response = templateResponse(r, input.broadcasts.length, input.sends.length);
   return { response, json: JSON.stringify(response) };
+}
+
+/** What a call reports per input: its final response if known, why it was left out, its reply's place. */
+class PerInput {
+  private readonly finals: (FinalResponse | undefined)[] = [];
+  private readonly refused: (UncommittableError | undefined)[] = [];
+  private readonly replyIndex: number[] = [];
+
+  /** The input's response and state laid out, or undefined when it is refused (then it is left out of the call). */
+  layOut(input: CommitInput): Exclude<ReturnType<typeof layOutOrRefuse>, UncommittableError> | undefined {
+    const laid = layOutOrRefuse(input);
+    if (!(laid instanceof UncommittableError)) return laid;
+    this.refused.push(laid);
+    this.finals.push(undefined);
+    this.replyIndex.push(-1);
+    return undefined;
+  }
+
+  place(replyIndex: number, final: FinalResponse | undefined): void {
+    this.refused.push(undefined);
+    this.finals.push(final);
+    this.replyIndex.push(replyIndex);
+  }
+
+  lists(): Pick<CommitCall, 'finals' | 'refused' | 'replyIndex'> {
+    return { finals: this.finals, refused: this.refused, replyIndex: this.replyIndex };
+  }
 }
 
 /**

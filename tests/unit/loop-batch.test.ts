@@ -81,6 +81,29 @@ describe('LoopBatch', () => {
     held.release();
   });
 
+  it('lets a small batch wait up to maxDeferTurns turns while another is out, then sends it', async () => {
+    const calls: number[][] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const batch = new LoopBatch<number, number>(
+      async (items: Pending<number, number>[]) => {
+        calls.push(items.map((p) => p.input));
+        if (calls.length === 1) await held;
+        for (const p of items) p.resolve(p.input);
+      },
+      { deferBelow: 100, maxDeferTurns: 3 },
+    );
+    void batch.add(0);
+    await nextTurns(1);
+    void batch.add(1); // due at the end of this turn, then waits 3 more
+    setImmediate(() => setImmediate(() => void batch.add(2))); // two turns later: joins
+    await nextTurns(3);
+    expect(calls).toEqual([[0]]);
+    await nextTurns(2);
+    expect(calls).toEqual([[0], [1, 2]]); // sent although the first call is still out
+    release();
+  });
+
   it('sends a small batch at the end of its turn when told nothing else', async () => {
     const { batch, calls, release } = withFirstCallHeld();
     void batch.add(0);

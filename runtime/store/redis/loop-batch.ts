@@ -8,10 +8,11 @@
  * Neither adds a timer. A batch holds at most MAX_BATCH calls, so one script never keeps Redis busy
  * for long (a storm of thousands of requests in one turn goes out as several calls).
  *
- * With `deferBelow`, a batch smaller than that, due while an earlier one is still out, waits one
- * more loop turn (once) to take in what the next turn brings: under load, turns get short and each
- * would otherwise send a small batch, and every call costs both processes a write, a wake-up and a
- * script run. One turn at most, so a request never waits on Redis's answer to another.
+ * With `deferBelow`, a batch smaller than that, due while an earlier one is still out, waits another
+ * loop turn (up to `maxDeferTurns`) to take in what the next turns bring: under load, turns get
+ * short and each would otherwise send a small batch, and every call costs both processes a write, a
+ * wake-up and a script run. A few turns at most (no timer; an idle loop spins through them at once),
+ * so a request never waits on Redis's answer to another.
  */
 
 export interface Pending<I, O> {
@@ -23,21 +24,26 @@ export interface Pending<I, O> {
 const MAX_BATCH = 256;
 
 export interface LoopBatchOptions {
-  /** A batch smaller than this, due while another is out, waits one more loop turn. */
+  /** A batch smaller than this, due while another is out, waits another loop turn... */
   deferBelow?: number;
+  /** ...up to this many turns (default 1). */
+  maxDeferTurns?: number;
 }
 
 export class LoopBatch<I, O> {
   private pending: Pending<I, O>[] = [];
   private inFlight = 0;
-  private deferred = false;
+  /** Turns the batch now collecting has waited already. */
+  private deferred = 0;
   private readonly deferBelow: number;
+  private readonly maxDeferTurns: number;
 
   constructor(
     private readonly flush: (batch: Pending<I, O>[]) => Promise<void>,
     options: LoopBatchOptions = {},
   ) {
     this.deferBelow = options.deferBelow ?? 0;
+    this.maxDeferTurns = options.maxDeferTurns ?? 1;
   }
 
   add(input: I): Promise<O> {
@@ -54,15 +60,15 @@ export class LoopBatch<I, O> {
     if (this.pending.length > 0) this.take();
   }
 
-  /** The flush is due: go, or (a small batch while another is out) wait one more turn first. */
+  /** The flush is due: go, or (a small batch while another is out) wait another turn first. */
   due(): void {
     if (this.pending.length === 0) return; // handed over already (flushNow)
-    if (!this.deferred && this.inFlight > 0 && this.pending.length < this.deferBelow) {
-      this.deferred = true;
+    if (this.deferred < this.maxDeferTurns && this.inFlight > 0 && this.pending.length < this.deferBelow) {
+      this.deferred++;
       setImmediate(flushBatch, this);
       return;
     }
-    this.deferred = false;
+    this.deferred = 0;
     this.take();
   }
 

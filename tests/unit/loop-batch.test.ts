@@ -4,7 +4,7 @@
  * turn for more, never longer.
  */
 import { describe, expect, it } from 'vitest';
-import { LoopBatch, type Pending } from '../../runtime/store/redis/loop-batch.ts';
+import { LoopBatch, type LoopBatchOptions, type Pending } from '../../runtime/store/redis/loop-batch.ts';
 
 describe('LoopBatch', () => {
   it('hands over the calls of one turn in order, at most 256 at a time', async () => {
@@ -42,7 +42,7 @@ describe('LoopBatch', () => {
   });
 
   /** A LoopBatch whose first call stays out until `release`; records each call's inputs. */
-  const withFirstCallHeld = (deferBelow?: number) => {
+  const withFirstCallHeld = (options: LoopBatchOptions = {}) => {
     const calls: number[][] = [];
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
@@ -52,13 +52,13 @@ describe('LoopBatch', () => {
         if (calls.length === 1) await held;
         for (const p of items) p.resolve(p.input);
       },
-      deferBelow === undefined ? {} : { deferBelow },
+      options,
     );
     return { batch, calls, release };
   };
 
   it('lets a small batch that is due while another is out wait one loop turn for more', async () => {
-    const { batch, calls, release } = withFirstCallHeld(4);
+    const { batch, calls, release } = withFirstCallHeld({ deferBelow: 4 });
     const first = batch.add(0); // nothing out: goes at once
     await nextTurns(1);
     expect(calls).toEqual([[0]]);
@@ -71,7 +71,7 @@ describe('LoopBatch', () => {
     release();
     expect(await Promise.all([first, second])).toEqual([0, 1]);
     // a batch of deferBelow or more goes at the end of its own turn
-    const held = withFirstCallHeld(2);
+    const held = withFirstCallHeld({ deferBelow: 2 });
     void held.batch.add(0);
     await nextTurns(1);
     void held.batch.add(1);
@@ -82,17 +82,7 @@ describe('LoopBatch', () => {
   });
 
   it('lets a small batch wait up to maxDeferTurns turns while another is out, then sends it', async () => {
-    const calls: number[][] = [];
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const batch = new LoopBatch<number, number>(
-      async (items: Pending<number, number>[]) => {
-        calls.push(items.map((p) => p.input));
-        if (calls.length === 1) await held;
-        for (const p of items) p.resolve(p.input);
-      },
-      { deferBelow: 100, maxDeferTurns: 3 },
-    );
+    const { batch, calls, release } = withFirstCallHeld({ deferBelow: 100, maxDeferTurns: 3 });
     void batch.add(0);
     await nextTurns(1);
     void batch.add(1); // due at the end of this turn, then waits 3 more

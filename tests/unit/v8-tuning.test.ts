@@ -10,16 +10,18 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-// Objects of one site that mostly outlive a young-generation GC: V8 tenures such a site.
+// Objects of one site that mostly outlive a young-generation GC: V8 tenures such a site, once its
+// young generation is at full size (so the child starts it there).
 const program = (disable: boolean) => `
 ${disable ? "const { disableAllocationSitePretenuring } = await import('./runtime/server/v8-tuning.ts'); disableAllocationSitePretenuring();" : ''}
 function make(i) { return { a: i, b: [i, i + 1], c: { d: i } }; }
-let keep = [];
-for (let i = 0; i < 3e6; i++) { keep.push(make(i)); if (keep.length > 5e5) keep = []; }
+function churn() { let keep = []; for (let i = 0; i < 2e6; i++) { keep.push(make(i)); if (keep.length > 1e6) keep = []; } }
+churn();
+churn();
 `;
 
 function tenuringDecisions(disable: boolean): number {
-  const run = spawnSync(process.execPath, ['--trace-pretenuring-statistics', '--import', 'tsx', '--input-type=module', '-e', program(disable)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const run = spawnSync(process.execPath, ['--min-semi-space-size=16', '--trace-pretenuring-statistics', '--import', 'tsx', '--input-type=module', '-e', program(disable)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   expect(run.status, run.stderr).toBe(0);
   return run.stdout.split('\n').filter((line) => /=> tenure$/.test(line.trim())).length;
 }

@@ -16,6 +16,7 @@ export type { ErrorCode, WireError } from './errors.ts';
 export { createTether } from './server/tether.ts';
 export type { Tether, TetherOptions } from './server/tether.ts';
 export { memoryPorts } from './server/ports.ts';
+export { disableAllocationSitePretenuring } from './server/v8-tuning.ts';
 export type { TetherPorts } from './server/ports.ts';
 export { signJwt } from './auth/jwt.ts';
 export { hasLoneSurrogate } from './protocol/decode.ts';

@@ -46,6 +46,14 @@ export interface Claim {
  * an `afterCommit` reply that threw, or a reply that JSON cannot carry. A bug, not an outage: the
  * request is answered `internal`; the other commits that went to the store with it are unaffected.
  */
+/** The store answers but cannot be used (e.g. a Redis too old); `reason` is what `/ready` shows. */
+export class StoreUnusableError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'StoreUnusableError';
+  }
+}
+
 export class UncommittableError extends Error {
   constructor(problem: string) {
     super(problem);
@@ -105,7 +113,7 @@ export interface SessionStore {
   ack(sessionId: string, seq: number, epoch: number): Promise<void>;
   /** Room messages after offset `after` (offsets have the shared format of store/offsets.ts); `gap` when history does not reach back or `after` is unusable. */
   readRoom(room: string, after: string): Promise<Replay<RoomMessage>>;
-  /** Resolves when the store answers; rejects (quickly) when it cannot be reached. */
+  /** Resolves when the store answers; rejects (quickly) when it cannot be reached, or with StoreUnusableError when it answers but cannot be used. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

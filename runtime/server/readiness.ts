@@ -4,7 +4,7 @@
  * Polled in the background so `/ready` and every upgrade answer at once from the last reading.
  */
 import type { Bus } from '../ports/bus.ts';
-import type { SessionStore } from '../ports/session-store.ts';
+import { type SessionStore, StoreUnusableError } from '../ports/session-store.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
 const POLL_MS = 500;
@@ -58,8 +58,8 @@ export class Readiness {
         new Promise((_, reject) => (timeout = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS))),
       ]);
       this.store = 'ok';
-    } catch {
-      this.store = 'unreachable';
+    } catch (err) {
+      this.store = err instanceof StoreUnusableError ? err.reason : 'unreachable';
     } finally {
       clearTimeout(timeout);
     }

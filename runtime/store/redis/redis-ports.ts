@@ -13,6 +13,7 @@ import { RedisBus } from './redis-bus.ts';
 import { RedisPresence } from './redis-presence.ts';
 import { RedisRateLimiter } from './redis-rate-limiter.ts';
 import { RedisSessionStore } from './redis-session-store.ts';
+import { checkRedisVersion } from './redis-version.ts';
 
 /**
  * Connects to Redis. Resolves at once even if Redis is down: the instance then reports not ready
@@ -25,6 +26,14 @@ export function redisPorts(config: TetherConfig & { redisUrl: string }, log: Log
   commands.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis connect failed; retrying'));
   subscriber.connect().catch((err: Error) => log.warn({ err: err.message }, 'redis pubsub connect failed; retrying'));
   const store = new RedisSessionStore(commands, config, call, config.redisCommit);
+  // Every (re)connect may reach another server: not ready until it has said its version.
+  commands.on('ready', () => {
+    store.markUnusable('checking the redis version');
+    void checkRedisVersion(commands).then((problem) => {
+      if (problem) log.error({ problem }, `${problem}: Tether needs Redis 7.0 or later; this instance stays not ready`);
+      store.markUnusable(problem);
+    });
+  });
   const presence = new RedisPresence(commands, config.instanceId, config.heartbeatMs, call);
   commands.on('ready', () => void presence.alive().catch(() => {}));
   const bus = new RedisBus(commands, subscriber, log, call);

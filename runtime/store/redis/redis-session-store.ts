@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DirectMessage, Replay, RoomMessage, StoredResponse } from '../../ports/messages.ts';
-import type { Claim, CommitInput, CommitResult, NewSession, SessionRecord, SessionStore } from '../../ports/session-store.ts';
+import { type Claim, type CommitInput, type CommitResult, type NewSession, type SessionRecord, type SessionStore, StoreUnusableError } from '../../ports/session-store.ts';
 import type { StoreLimits } from '../memory/memory-session-store.ts';
 import { newRoomEpoch, parseOffset } from '../offsets.ts';
 import { commitCall, type CommitReply, commitResult, isPlain, plainCommitCall } from './commit-args.ts';
@@ -31,6 +31,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly commits = new LoopBatch<CommitInput, CommitResult>((batch) => this.flush(batch), { deferBelow: 48, maxDeferTurns: 3 });
   private readonly keepalive: NodeJS.Timeout;
   private readonly twoStep: TwoStepCommit;
+  private unusable: string | undefined;
 
   constructor(
     private readonly client: RedisClient,
@@ -175,6 +176,12 @@ export class RedisSessionStore implements SessionStore {
 
   async ping(): Promise<void> {
     await this.call(this.client.ping(), 1000);
+    if (this.unusable !== undefined) throw new StoreUnusableError(this.unusable);
+  }
+
+  /** Why the connected server cannot be used (see redis-version.ts), or undefined once it can. */
+  markUnusable(reason: string | undefined): void {
+    this.unusable = reason;
   }
 
   async close(): Promise<void> {

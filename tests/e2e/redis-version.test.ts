@@ -38,9 +38,14 @@ async function olderRedisProxy(port: number): Promise<string> {
   return `redis://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
-async function readyReport(node: ServerProcess): Promise<{ status: number; body: { status: string; checks: Record<string, string> } }> {
+interface ReadyBody {
+  status: string;
+  checks: { store: string; pubsub: string; draining: string };
+}
+
+async function readyReport(node: ServerProcess): Promise<{ status: number; body: ReadyBody }> {
   const res = await fetch(`${node.url}/ready`);
-  return { status: res.status, body: (await res.json()) as { status: string; checks: Record<string, string> } };
+  return { status: res.status, body: (await res.json()) as ReadyBody };
 }
 
 async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {

@@ -14,7 +14,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-/** Turns allocation-site pretenuring off for this process; call before it takes load (no effect on code already tenured). */
+/** Turns allocation-site pretenuring off for this process; call it before the process takes load. */
 export function disableAllocationSitePretenuring(): void {
   setFlagsFromString('--no-allocation-site-pretenuring');
 }

@@ -19,12 +19,12 @@ afterEach(async () => {
   await Promise.all(started.redis.splice(0).map((r) => r.cleanup()));
 });
 
-/** Forwards to `port`, rewriting `redis_version:7.` to `redis_version:6.` in what Redis sends back. */
+/** Forwards to `port`, rewriting `redis_version:<7-9>.` to `redis_version:6.` in what Redis sends back. */
 async function olderRedisProxy(port: number): Promise<string> {
   const server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
     client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => client.write(Buffer.from(chunk.toString('latin1').replaceAll('redis_version:7.', 'redis_version:6.'), 'latin1')));
+    upstream.on('data', (chunk: Buffer) => client.write(Buffer.from(chunk.toString('latin1').replace(/redis_version:\d\./g, 'redis_version:6.'), 'latin1')));
     const closeBoth = () => {
       client.destroy();
       upstream.destroy();

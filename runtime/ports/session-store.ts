@@ -41,11 +41,6 @@ export interface Claim {
   recentRequestIds: string[];
 }
 
-/**
- * A commit the store refused before writing anything, because of what the application handed it:
- * an `afterCommit` reply that threw, or a reply that JSON cannot carry. A bug, not an outage: the
- * request is answered `internal`; the other commits that went to the store with it are unaffected.
- */
 /** The store answers but cannot be used (e.g. a Redis too old); `reason` is what `/ready` shows. */
 export class StoreUnusableError extends Error {
   constructor(readonly reason: string) {
@@ -54,6 +49,11 @@ export class StoreUnusableError extends Error {
   }
 }
 
+/**
+ * A commit the store refused before writing anything, because of what the application handed it:
+ * an `afterCommit` reply that threw, or a reply that JSON cannot carry. A bug, not an outage: the
+ * request is answered `internal`; the other commits that went to the store with it are unaffected.
+ */
 export class UncommittableError extends Error {
   constructor(problem: string) {
     super(problem);

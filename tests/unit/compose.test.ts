@@ -230,8 +230,8 @@ describe('the YAML subset reader', () => {
 });
 
 describe('compose.yml', () => {
-  it('has the services redis, tether and lb', () => {
-    expect(Object.keys(services).sort()).toEqual(['lb', 'redis', 'tether']);
+  it('has the services redis, tether, lb, prometheus and grafana', () => {
+    expect(Object.keys(services).sort()).toEqual(['grafana', 'lb', 'prometheus', 'redis', 'tether']);
   });
 
   it('redis: redis 7 with infra/redis.conf mounted and used, a ping healthcheck, no host port', () => {
@@ -299,6 +299,63 @@ describe('compose.yml', () => {
     expect(Array.isArray(dependsOn) ? dependsOn : Object.keys(obj(dependsOn, 'lb.depends_on'))).toContain('tether');
     // The frontend listens where the port is published.
     expect(read('infra/haproxy.cfg')).toMatch(/^\s*bind\s+(\*|0\.0\.0\.0)?:8080\b/m);
+  });
+});
+
+describe('compose.yml: metrics', () => {
+  /** `./source:target[:ro]` mounts of a service, as [source, target]. */
+  const mounts = (name: string) =>
+    list(service(name).volumes)
+      .map(String)
+      .filter((v) => v.startsWith('./'))
+      .map((v) => v.split(':').slice(0, 2) as [string, string]);
+
+  it('prometheus: scrapes the tether replicas through Docker DNS on their port, publishing 9090', () => {
+    const prometheus = service('prometheus');
+    expect(String(prometheus.image)).toMatch(/^prom\/prometheus:v2\./);
+    expect(list(prometheus.ports).map(String)).toContain('9090:9090');
+    expect(mounts('prometheus')).toContainEqual(['./observability/prometheus.yml', '/etc/prometheus/prometheus.yml']);
+    const config = read('observability/prometheus.yml');
+    expect(config).toMatch(/^\s*-\s*names:\s*\[tether\]\s*$/m);
+    expect(config).toMatch(new RegExp(`^\\s*port:\\s*${envOf(service('tether')).PORT}\\s*$`, 'm'));
+  });
+
+  it('prometheus: the config and its rule files, laid out as mounted, pass `promtool check config`', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-prom-'));
+    try {
+      const configTarget = '/etc/prometheus/prometheus.yml';
+      for (const [source, target] of mounts('prometheus')) {
+        // every mounted file lands next to the config, as in the container
+        expect(target.startsWith('/etc/prometheus/'), `${target} is under /etc/prometheus`).toBe(true);
+        writeFileSync(join(dir, target.slice('/etc/prometheus/'.length)), read(source.slice(2)));
+      }
+      const r = spawnSync('promtool', ['check', 'config', join(dir, configTarget.slice('/etc/prometheus/'.length))], { encoding: 'utf8' });
+      if (r.error) throw new Error(`promtool is not on PATH (${r.error.message}). Install it: apt-get install prometheus (Debian/Ubuntu).`);
+      const output = `${r.stdout}${r.stderr}`;
+      expect(r.status, output).toBe(0);
+      // a rule file the mounts missed would fail above; this one must have been loaded
+      expect(output).toMatch(/SUCCESS: 1 rule files found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('grafana: provisioned with Prometheus as the default data source and the Tether dashboard', () => {
+    const grafana = service('grafana');
+    expect(String(grafana.image)).toMatch(/^grafana\/grafana:1\d\./);
+    expect(list(grafana.ports).map(String)).toContain('3000:3000');
+    const byTarget = new Map(mounts('grafana').map(([source, target]) => [target, source]));
+    const datasources = [...byTarget].find(([target]) => target.startsWith('/etc/grafana/provisioning/datasources/'));
+    const providers = [...byTarget].find(([target]) => target.startsWith('/etc/grafana/provisioning/dashboards/'));
+    expect(datasources, 'a datasources provisioning file').toBeDefined();
+    expect(providers, 'a dashboards provisioning file').toBeDefined();
+    const ds = JSON.parse(read(datasources![1].slice(2))) as { datasources: { type: string; url: string; isDefault?: boolean }[] };
+    expect(ds.datasources).toContainEqual(expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true }));
+    const dash = JSON.parse(read(providers![1].slice(2))) as { providers: { type: string; options: { path: string } }[] };
+    const folder = dash.providers.find((p) => p.type === 'file')!.options.path;
+    const dashboardTarget = [...byTarget].find(([, source]) => source === './observability/grafana-dashboard.json')?.[0];
+    expect(dashboardTarget, 'the dashboard is mounted').toBeDefined();
+    expect(dashboardTarget!.startsWith(`${folder}/`), `${dashboardTarget} is in the provider folder ${folder}`).toBe(true);
   });
 });
 
